@@ -1,0 +1,123 @@
+"""The DuckDB warehouse: one file, schemas raw / core / recon, tables created from sql/schema/.
+
+Every write goes through ``warehouse.transaction()`` so a run's writes for one
+asset are all-or-nothing, and partitions are replaced (delete + insert of one
+business date) inside that transaction: a rerun never duplicates rows.
+"""
+from __future__ import annotations
+
+import re
+import time
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Any, Iterator
+
+import dagster as dg
+import duckdb
+import polars as pl
+
+from pipelines.settings import SQL_DIR
+
+SCHEMA_FILES = sorted((SQL_DIR / "schema").glob("create_*.sql"))
+_PARAM_RE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def split_statements(sql: str) -> list[str]:
+    """Split a SQL file into statements on ';' at the end of a line (comments kept out)."""
+    lines = [ln for ln in sql.splitlines() if not ln.strip().startswith("--")]
+    parts = re.split(r";\s*(?:\n|$)", "\n".join(lines))
+    return [p.strip() for p in parts if p.strip()]
+
+
+def run_sql(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None) -> None:
+    """Run every statement of ``sql``; each gets only the ``$name`` parameters it uses."""
+    params = params or {}
+    for statement in split_statements(sql):
+        names = set(_PARAM_RE.findall(statement))
+        missing = names - set(params)
+        if missing:
+            raise KeyError(f"SQL parameter(s) not given: {', '.join(sorted(missing))}")
+        con.execute(statement, {n: params[n] for n in names} if names else None)
+
+
+def run_sql_file(con: duckdb.DuckDBPyConnection, path: str | Path, params: dict[str, Any] | None = None) -> None:
+    path = Path(path)
+    if not path.is_absolute():
+        path = SQL_DIR / path
+    run_sql(con, path.read_text(), params)
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    for path in SCHEMA_FILES:
+        run_sql(con, path.read_text())
+
+
+def connect(path: str | Path, *, read_only: bool = False, lock_timeout_s: float = 600.0) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse file, waiting while another process holds DuckDB's write lock."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + lock_timeout_s
+    delay = 0.2
+    while True:
+        try:
+            con = duckdb.connect(str(path), read_only=read_only)
+            break
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 1.5, 5.0)
+    if not read_only:
+        ensure_schema(con)
+    return con
+
+
+def replace_rows(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame,
+                 where: dict[str, Any]) -> int:
+    """Delete the rows of ``table`` matching ``where`` and insert ``frame`` (columns by name)."""
+    clause = " AND ".join(f"{col} = ${col}" for col in where)
+    con.execute(f"DELETE FROM {table} WHERE {clause}", where)
+    if frame.height == 0:
+        return 0
+    columns = ", ".join(frame.columns)
+    con.register("_incoming", frame.to_arrow())
+    try:
+        con.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM _incoming")
+    finally:
+        con.unregister("_incoming")
+    return frame.height
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The DuckDB warehouse file (``RECON_WAREHOUSE``)."""
+
+    path: str
+
+    @contextmanager
+    def connection(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        con = connect(self.path, read_only=read_only)
+        try:
+            yield con
+        finally:
+            con.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """All writes inside commit together or not at all."""
+        with self.connection() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+
+    def replace_partition(self, con: duckdb.DuckDBPyConnection, table: str, business_date: date,
+                          frame: pl.DataFrame, **where: Any) -> int:
+        return replace_rows(con, table, frame, {"business_date": business_date, **where})
+
+    def query(self, sql: str, params: dict[str, Any] | None = None) -> pl.DataFrame:
+        with self.connection() as con:
+            return con.execute(sql, params).pl()

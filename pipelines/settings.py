@@ -1,0 +1,63 @@
+"""Runtime settings: every environment variable of the interface spec, read in one place.
+
+Unset variables fall back to the embedded demo defaults (the demo world under
+``$RECON_HOME/demo`` and the emulator on its default port).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SQL_DIR = REPO_ROOT / "sql"
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent / "default_config.yaml"
+
+DEMO_TENANT_ID = "demo-tenant"
+DEMO_TOKEN = "demo-token-3f9c2a71"
+DEMO_EMULATOR_PORT = 8765
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    warehouse: Path
+    export_dir: Path
+    config_path: Path
+    oplog_base_url: str
+    oplog_tenant_id: str
+    oplog_token: str
+    storefront_db_url: str
+    storefront_table_prefix: str
+    refund_ledger_path: Path
+
+    @property
+    def demo_dir(self) -> Path:
+        return self.home / "demo"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster_home"
+
+
+def load_settings(env: dict[str, str] | None = None) -> Settings:
+    env = dict(os.environ if env is None else env)
+
+    def get(name: str) -> str | None:
+        value = env.get(name)
+        return value if value not in (None, "") else None
+
+    home = Path(get("RECON_HOME") or REPO_ROOT / ".recon").resolve()
+    demo = home / "demo"
+    return Settings(
+        home=home,
+        warehouse=Path(get("RECON_WAREHOUSE") or home / "warehouse.duckdb"),
+        export_dir=Path(get("RECON_EXPORT_DIR") or home / "exports"),
+        config_path=Path(get("RECON_CONFIG") or DEFAULT_CONFIG_PATH),
+        oplog_base_url=(get("OPLOG_BASE_URL") or f"http://127.0.0.1:{DEMO_EMULATOR_PORT}").rstrip("/"),
+        oplog_tenant_id=get("OPLOG_TENANT_ID") or DEMO_TENANT_ID,
+        oplog_token=get("OPLOG_TOKEN") or DEMO_TOKEN,
+        storefront_db_url=get("STOREFRONT_DB_URL") or f"sqlite:///{demo / 'storefront.sqlite'}",
+        storefront_table_prefix=get("STOREFRONT_TABLE_PREFIX") or "oc_",
+        refund_ledger_path=Path(get("REFUND_LEDGER_PATH") or demo / "ledger"),
+    )

@@ -1,0 +1,87 @@
+-- Reconciliation outputs (reconciliation.md "What the run writes").
+CREATE SCHEMA IF NOT EXISTS recon;
+
+-- Why each RMA line was tied to each WMS return (first matching method wins per RMA line).
+CREATE TABLE IF NOT EXISTS recon.rma_matches (
+    business_date DATE NOT NULL,
+    rma_reference VARCHAR NOT NULL,
+    return_reference VARCHAR NOT NULL,
+    method VARCHAR NOT NULL,                 -- reference | tracking | order_sku
+    rma_order_reference VARCHAR,
+    wms_order_reference VARCHAR,
+    rma_tracking_id VARCHAR,
+    wms_tracking_id VARCHAR
+);
+
+-- Units and money per storefront order line as of T: the numbers the order-line rules compare.
+CREATE TABLE IF NOT EXISTS recon.order_line_positions (
+    business_date DATE NOT NULL,
+    order_reference VARCHAR NOT NULL,
+    order_line_reference VARCHAR NOT NULL,
+    sku VARCHAR,
+    currency VARCHAR,
+    unit_gross DECIMAL(24,8),
+    ordered_quantity INTEGER,
+    rma_references VARCHAR,
+    requested_units INTEGER,
+    matched_returns VARCHAR,
+    matched_return_count INTEGER,
+    completed_return_count INTEGER,
+    latest_completed_at TIMESTAMP,
+    received_units INTEGER,
+    accepted_units INTEGER,
+    damaged_units INTEGER,
+    refunded_amount DECIMAL(18,2),
+    credit_note_count INTEGER,
+    credit_notes VARCHAR,
+    refunded_units INTEGER,
+    has_non_refund_action BOOLEAN
+);
+
+-- Every detection of every run: the history the discrepancy lifecycle is derived from.
+CREATE TABLE IF NOT EXISTS recon.discrepancy_detections (
+    business_date DATE NOT NULL,
+    discrepancy_id VARCHAR NOT NULL,
+    rule VARCHAR NOT NULL,
+    severity VARCHAR NOT NULL,
+    order_reference VARCHAR,
+    order_line_reference VARCHAR,
+    rma_reference VARCHAR,
+    return_reference VARCHAR,
+    tracking_id VARCHAR,
+    sku VARCHAR,
+    refund_reference VARCHAR,
+    quantity_gap INTEGER,
+    amount_at_risk DECIMAL(18,2),
+    currency VARCHAR,
+    details JSON
+);
+
+-- Business dates the reconciliation has evaluated (a quiet date has no detections).
+CREATE TABLE IF NOT EXISTS recon.evaluated_dates (
+    business_date DATE NOT NULL,
+    evaluated_at TIMESTAMP NOT NULL
+);
+
+-- One row per discrepancy ever detected (reconciliation.md).
+CREATE TABLE IF NOT EXISTS recon.discrepancies (
+    discrepancy_id VARCHAR NOT NULL,
+    rule VARCHAR NOT NULL,
+    severity VARCHAR NOT NULL,
+    status VARCHAR NOT NULL,
+    business_date DATE NOT NULL,
+    first_detected_on DATE NOT NULL,
+    last_detected_on DATE NOT NULL,
+    resolved_on DATE,
+    order_reference VARCHAR,
+    order_line_reference VARCHAR,
+    rma_reference VARCHAR,
+    return_reference VARCHAR,
+    tracking_id VARCHAR,
+    sku VARCHAR,
+    refund_reference VARCHAR,
+    quantity_gap INTEGER,
+    amount_at_risk DECIMAL(18,2),
+    currency VARCHAR,
+    details JSON
+);
