@@ -1,0 +1,67 @@
+"""Canonical layer (DuckDB schema ``core``): one asset per table, each built by
+``sql/core/build_<table>.sql`` for the business date as of T = D+1 00:00 UTC."""
+import dagster as dg
+
+from pipelines.partitions import WAREHOUSE_POOL, business_date_of, daily_partitions
+from pipelines.reconcile import rebuild
+from pipelines.resources.config import ReconConfigResource
+from pipelines.resources.warehouse import WarehouseResource
+
+CORE_ASSETS = {
+    "order_lines": (
+        [["raw", "oc_order_lines"], ["raw", "oc_orders"]],
+        "Storefront order lines with the gross unit price in the order's currency ((price + tax) x rate).",
+    ),
+    "rma_lines": (
+        [["raw", "oc_returns"], ["raw", "oc_return_history"], ["core", "order_lines"]],
+        "Storefront returns (RMA lines) with their status as it was at the end of the business date, "
+        "how long they have been authorised, the action and the parcel's tracking number.",
+    ),
+    "wms_returns": (
+        [["raw", "wms_returns"], ["raw", "wms_probed_returns"]],
+        "Warehouse returns as they stood at the end of the business date (created, arrived, completed).",
+    ),
+    "wms_return_units": (
+        [["raw", "wms_return_line_items"], ["raw", "wms_probed_return_line_items"], ["core", "wms_returns"]],
+        "Every returned unit with its inspection grade at the end of the business date.",
+    ),
+    "refund_lines": (
+        [["raw", "refund_lines"], ["raw", "oc_orders"]],
+        "Refunds per credit note and order line dated by the end of the business date; "
+        "'money out' means released and paid.",
+    ),
+    "stock_adjustment_lines": (
+        [["raw", "wms_stock_adjustments"], ["raw", "wms_stock_adjustment_lines"], ["core", "wms_returns"]],
+        "Warehouse stock adjustments per SKU with their net change to sellable stock, tied to the return they restock.",
+    ),
+    "stock_levels": (
+        [["raw", "wms_stocks"], ["raw", "oc_products"]],
+        "Sellable stock per SKU in the warehouse and in the shop, as read by the run.",
+    ),
+}
+
+
+def build_core_asset(table: str, deps: list, description: str) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=["core", table],
+        deps=deps,
+        kinds={"duckdb", "sql"},
+        partitions_def=daily_partitions,
+        group_name="canonical",
+        pool=WAREHOUSE_POOL,
+        description=description,
+    )
+    def _asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+               recon_config: ReconConfigResource) -> dg.MaterializeResult:
+        d = business_date_of(context)
+        with warehouse.transaction() as con:
+            rows = rebuild(con, "core", table, d, recon_config.load())
+        return dg.MaterializeResult(metadata={"dagster/row_count": dg.MetadataValue.int(rows),
+                                              "sql": f"sql/core/build_{table}.sql"})
+
+    return _asset
+
+
+core_assets = [build_core_asset(t, deps, desc) for t, (deps, desc) in CORE_ASSETS.items()]
+
+defs = dg.Definitions(assets=core_assets)

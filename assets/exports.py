@@ -1,0 +1,41 @@
+"""Finance export: the morning file of open discrepancies, its Parquet copy and the trend chart."""
+import base64
+
+import dagster as dg
+
+from pipelines.export import write_export
+from pipelines.partitions import WAREHOUSE_POOL, business_date_of, daily_partitions
+from pipelines.reconcile import summary, summary_markdown
+from pipelines.resources.exports import ExportDirResource
+from pipelines.resources.warehouse import WarehouseResource
+
+
+@dg.asset(
+    key=["exports", "finance_export"],
+    deps=[["recon", "discrepancies"]],
+    kinds={"csv", "parquet"},
+    partitions_def=daily_partitions,
+    group_name="exports",
+    pool=WAREHOUSE_POOL,
+    description="What finance opens each morning: <exports>/<date>/discrepancies.csv (open discrepancies, "
+                "highest amount first), a Parquet copy and trend.png (the last 30 business dates per rule).",
+)
+def finance_export(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                   export_dir: ExportDirResource) -> dg.MaterializeResult:
+    d = business_date_of(context)
+    with warehouse.connection() as con:
+        out = write_export(con, export_dir.root(), d)
+        table = summary(con, d)
+    png = base64.b64encode(out["chart"].read_bytes()).decode()
+    context.log.info(f"Finance export for {d}: {out['rows']} open discrepancies -> {out['csv']}")
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": dg.MetadataValue.int(out["rows"]),
+        "csv": dg.MetadataValue.path(str(out["csv"])),
+        "parquet": dg.MetadataValue.path(str(out["parquet"])),
+        "chart_path": dg.MetadataValue.path(str(out["chart"])),
+        "summary": dg.MetadataValue.md(summary_markdown(table)),
+        "trend": dg.MetadataValue.md(f"![open discrepancies and amount at risk per rule](data:image/png;base64,{png})"),
+    })
+
+
+defs = dg.Definitions(assets=[finance_export])

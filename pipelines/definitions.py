@@ -1,0 +1,40 @@
+"""The Dagster code location (``dagster dev -w workspace.yaml``).
+
+Each layer registers its own definitions (assets/sources/*, assets/canonical.py,
+assets/reconciliation.py, assets/exports.py, checks/*); this module merges them and adds the
+daily job, its schedule and the resources built from the environment.
+"""
+import dagster as dg
+
+from assets import canonical, exports, reconciliation
+from assets.sources import refund_ledger, storefront, wms
+from pipelines.jobs import daily_reconciliation_job, daily_reconciliation_schedule
+from pipelines.resources import build_resources
+
+
+def _check_defs() -> list[dg.Definitions]:
+    try:
+        from checks import defs as check_defs
+    except ImportError:  # checks not installed yet
+        return []
+    return [check_defs]
+
+
+def build_definitions(settings=None) -> dg.Definitions:
+    return dg.Definitions.merge(
+        wms.defs,
+        storefront.defs,
+        refund_ledger.defs,
+        canonical.defs,
+        reconciliation.defs,
+        exports.defs,
+        *_check_defs(),
+        dg.Definitions(
+            jobs=[daily_reconciliation_job],
+            schedules=[daily_reconciliation_schedule],
+            resources=build_resources(settings),
+        ),
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,106 @@
+"""The finance export of one business date: ``<exports>/<D>/discrepancies.csv`` (open ones,
+highest amount first), a Parquet copy and ``trend.png`` (open discrepancies and amount at
+risk per rule over the last 30 evaluated business dates). Files are written to a temporary
+folder and moved into place, so a reader never sees a half-written export."""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+OPEN_ON_DATE_SQL = """
+WITH first_seen AS (
+    SELECT discrepancy_id, min(business_date) AS first_detected_on
+    FROM recon.discrepancy_detections WHERE business_date <= $d GROUP BY discrepancy_id
+)
+SELECT
+    t.discrepancy_id AS "Discrepancy ID", t.rule AS "Rule", t.severity AS "Severity",
+    strftime(t.business_date, '%Y-%m-%d') AS "Business date",
+    strftime(f.first_detected_on, '%Y-%m-%d') AS "First detected on",
+    t.order_reference AS "Order", t.order_line_reference AS "Order line", t.sku AS "SKU",
+    t.rma_reference AS "RMA", t.return_reference AS "WMS return", t.tracking_id AS "Tracking number",
+    t.refund_reference AS "Credit notes", t.quantity_gap AS "Quantity gap",
+    printf('%.2f', t.amount_at_risk) AS "Amount at risk", t.currency AS "Currency",
+    CAST(t.details AS VARCHAR) AS "Details"
+FROM recon.discrepancy_detections t JOIN first_seen f USING (discrepancy_id)
+WHERE t.business_date = $d
+ORDER BY t.amount_at_risk DESC, t.rule, t.discrepancy_id
+"""
+
+TREND_SQL = """
+WITH dates AS (
+    SELECT business_date FROM recon.evaluated_dates WHERE business_date <= $d
+    ORDER BY business_date DESC LIMIT 30
+)
+SELECT d.business_date, t.rule, count(t.discrepancy_id) AS open_count,
+       coalesce(sum(t.amount_at_risk), 0) AS amount_at_risk
+FROM dates d JOIN recon.discrepancy_detections t USING (business_date)
+GROUP BY ALL ORDER BY 1, 2
+"""
+
+
+def open_on_date(con: duckdb.DuckDBPyConnection, d: date) -> pl.DataFrame:
+    return con.execute(OPEN_ON_DATE_SQL, {"d": d}).pl()
+
+
+def trend(con: duckdb.DuckDBPyConnection, d: date) -> pl.DataFrame:
+    return con.execute(TREND_SQL, {"d": d}).pl()
+
+
+def write_export(con: duckdb.DuckDBPyConnection, export_dir: Path, d: date) -> dict[str, Path]:
+    frame = open_on_date(con, d)
+    trend_frame = trend(con, d)
+    export_dir.mkdir(parents=True, exist_ok=True)
+    final = export_dir / d.isoformat()
+    staging = Path(tempfile.mkdtemp(prefix=f".{d.isoformat()}-", dir=export_dir))
+    try:
+        frame.write_csv(staging / "discrepancies.csv")
+        frame.write_parquet(staging / "discrepancies.parquet")
+        write_trend_chart(trend_frame, staging / "trend.png", d)
+        if final.exists():
+            old = export_dir / f".{d.isoformat()}-old-{os.getpid()}"
+            os.replace(final, old)
+            os.replace(staging, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return {"csv": final / "discrepancies.csv", "parquet": final / "discrepancies.parquet",
+            "chart": final / "trend.png", "rows": frame.height, "trend": trend_frame}
+
+
+def write_trend_chart(frame: pl.DataFrame, path: Path, d: date) -> list[str]:
+    """Two panels (open count, amount at risk) with one line per rule that fired; returns the rules drawn."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rules = sorted(frame["rule"].unique().to_list()) if frame.height else []
+    dates = sorted(frame["business_date"].unique().to_list()) if frame.height else [d]
+    fig, (ax_count, ax_amount) = plt.subplots(2, 1, figsize=(11, 7), sharex=True)
+    for rule in rules:
+        part = frame.filter(pl.col("rule") == rule)
+        by_date = {r["business_date"]: r for r in part.iter_rows(named=True)}
+        counts = [by_date[x]["open_count"] if x in by_date else 0 for x in dates]
+        amounts = [float(by_date[x]["amount_at_risk"]) if x in by_date else 0.0 for x in dates]
+        ax_count.plot(dates, counts, marker="o", label=rule)
+        ax_amount.plot(dates, amounts, marker="o", label=rule)
+    ax_count.set_ylabel("open discrepancies")
+    ax_amount.set_ylabel("amount at risk (order currency)")
+    ax_count.set_title(f"Returns reconciliation - last {len(dates)} business dates up to {d.isoformat()}")
+    if rules:
+        ax_count.legend(fontsize="small", ncol=2, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    else:
+        ax_count.text(0.5, 0.5, "no discrepancies", ha="center", transform=ax_count.transAxes)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return rules

@@ -1,0 +1,128 @@
+"""Runs the SQL of the canonical and reconciliation layers for one business date.
+
+Each step deletes the business date's rows of its table and inserts them again from the
+SQL file named after the table (``sql/core/build_<table>.sql``, ``sql/recon/build_<table>.sql``,
+``sql/rules/<rule>.sql``) inside the caller's transaction.
+"""
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from pipelines.config import RULES, ReconConfig
+from pipelines.partitions import as_of
+from pipelines.resources.warehouse import run_sql, run_sql_file
+from pipelines.settings import SQL_DIR
+
+CORE_TABLES = ("order_lines", "rma_lines", "wms_returns", "wms_return_units", "refund_lines",
+               "stock_adjustment_lines", "stock_levels")
+RULE_COLUMNS = ("order_reference, order_line_reference, rma_reference, return_reference, tracking_id, sku, "
+                "refund_reference, quantity_gap, amount_at_risk, currency, details")
+
+
+def register_config_tables(con: duckdb.DuckDBPyConnection, cfg: ReconConfig) -> None:
+    """The configured name maps as temp tables the SQL joins against."""
+    tables = {
+        "cfg_status_map": pl.DataFrame({"name": list(cfg.rma_status_map), "canonical": list(cfg.rma_status_map.values())}),
+        "cfg_action_map": pl.DataFrame({"name": list(cfg.rma_action_map), "canonical": list(cfg.rma_action_map.values())}),
+        "cfg_non_refund_actions": pl.DataFrame({"action": list(cfg.non_refund_actions)}, schema={"action": pl.Utf8}),
+    }
+    for name, frame in tables.items():
+        con.register(f"_{name}", frame.to_arrow())
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM _{name}")
+        con.unregister(f"_{name}")
+
+
+def params(d: date, cfg: ReconConfig | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"business_date": d, "as_of": as_of(d)}
+    if cfg is not None:
+        out.update(cfg.sql_params())
+    return out
+
+
+def rebuild(con: duckdb.DuckDBPyConnection, layer: str, table: str, d: date, cfg: ReconConfig) -> int:
+    """Replace ``<layer>.<table>`` rows of date d with the result of sql/<layer>/build_<table>.sql."""
+    register_config_tables(con, cfg)
+    con.execute(f"DELETE FROM {layer}.{table} WHERE business_date = $d", {"d": d})
+    run_sql_file(con, SQL_DIR / layer / f"build_{table}.sql", params(d, cfg))
+    return con.execute(f"SELECT count(*) FROM {layer}.{table} WHERE business_date = $d", {"d": d}).fetchone()[0]
+
+
+def rule_sql_path(rule: str):
+    return SQL_DIR / "rules" / f"{rule.lower()}.sql"
+
+
+def detect(con: duckdb.DuckDBPyConnection, d: date, cfg: ReconConfig) -> dict[str, int]:
+    """Run every rule file for date d into recon.discrepancy_detections; returns counts per rule."""
+    register_config_tables(con, cfg)
+    con.execute("DELETE FROM recon.discrepancy_detections WHERE business_date = $d", {"d": d})
+    counts = {}
+    for rule in RULES:
+        body = rule_sql_path(rule).read_text().strip().rstrip(";")
+        sql = f"""
+            INSERT INTO recon.discrepancy_detections
+            SELECT $business_date, 'D-' || substr(md5($rule || '|' || grain_key), 1, 16), $rule, $severity,
+                   order_reference, order_line_reference, rma_reference, return_reference, tracking_id, sku,
+                   refund_reference, CAST(quantity_gap AS INTEGER),
+                   CAST(round(CAST(amount_at_risk AS DECIMAL(24,8)), 2) AS DECIMAL(18,2)), currency,
+                   CAST(details AS JSON)
+            FROM ({body}) AS hits"""
+        run_sql(con, sql, {**params(d, cfg), "rule": rule, "severity": cfg.severities[rule]})
+        counts[rule] = con.execute(
+            "SELECT count(*) FROM recon.discrepancy_detections WHERE business_date = $d AND rule = $r",
+            {"d": d, "r": rule}).fetchone()[0]
+    return counts
+
+
+def merge_discrepancies(con: duckdb.DuckDBPyConnection, d: date, evaluated_at) -> None:
+    con.execute("DELETE FROM recon.evaluated_dates WHERE business_date = $d", {"d": d})
+    con.execute("INSERT INTO recon.evaluated_dates VALUES ($d, $t)", {"d": d, "t": evaluated_at})
+    run_sql_file(con, SQL_DIR / "recon" / "merge_into_discrepancies.sql")
+
+
+SUMMARY_SQL = """
+WITH cur AS (
+    SELECT rule, count(*) AS n, sum(amount_at_risk) AS amount
+    FROM recon.discrepancy_detections WHERE business_date = $d GROUP BY rule
+),
+prev_date AS (SELECT max(business_date) AS p FROM recon.evaluated_dates WHERE business_date < $d),
+prev AS (
+    SELECT rule, count(*) AS n, sum(amount_at_risk) AS amount
+    FROM recon.discrepancy_detections, prev_date WHERE business_date = prev_date.p GROUP BY rule
+),
+rules AS (SELECT unnest($rules) AS rule)
+SELECT r.rule, coalesce(c.n, 0) AS open_count, coalesce(c.amount, 0) AS amount_at_risk,
+       CASE WHEN (SELECT p FROM prev_date) IS NULL THEN NULL ELSE coalesce(c.n, 0) - coalesce(p.n, 0) END AS count_change,
+       CASE WHEN (SELECT p FROM prev_date) IS NULL THEN NULL ELSE coalesce(c.amount, 0) - coalesce(p.amount, 0) END AS amount_change
+FROM rules r LEFT JOIN cur c USING (rule) LEFT JOIN prev p USING (rule)
+ORDER BY amount_at_risk DESC, open_count DESC, r.rule
+"""
+
+
+def summary(con: duckdb.DuckDBPyConnection, d: date) -> pl.DataFrame:
+    """Per rule: open count and amount at risk on date d, and the change since the previous evaluated date."""
+    return con.execute(SUMMARY_SQL, {"d": d, "rules": list(RULES)}).pl()
+
+
+def summary_markdown(frame: pl.DataFrame) -> str:
+    lines = ["| rule | open | amount at risk | change (count) | change (amount) |", "|---|---:|---:|---:|---:|"]
+    for row in frame.iter_rows(named=True):
+        cc = "n/a" if row["count_change"] is None else f"{row['count_change']:+d}"
+        ac = "n/a" if row["amount_change"] is None else f"{float(row['amount_change']):+,.2f}"
+        lines.append(f"| {row['rule']} | {row['open_count']} | {float(row['amount_at_risk']):,.2f} | {cc} | {ac} |")
+    return "\n".join(lines)
+
+
+def summary_text(frame: pl.DataFrame) -> str:
+    width = max(len(r) for r in RULES)
+    out = [f"{'rule'.ljust(width)}  {'open':>5}  {'amount at risk':>15}  {'change':>7}"]
+    for row in frame.iter_rows(named=True):
+        cc = "" if row["count_change"] is None else f"{row['count_change']:+d}"
+        out.append(f"{row['rule'].ljust(width)}  {row['open_count']:>5}  {float(row['amount_at_risk']):>15,.2f}  {cc:>7}")
+    total_n = sum(frame["open_count"])
+    total_a = sum(float(a) for a in frame["amount_at_risk"])
+    out.append(f"{'TOTAL'.ljust(width)}  {total_n:>5}  {total_a:>15,.2f}")
+    return "\n".join(out)

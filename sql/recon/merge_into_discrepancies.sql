@@ -1,0 +1,32 @@
+-- recon.discrepancies: one row per discrepancy ever detected, derived from the full detection
+-- history, so the result does not depend on the order runs happened in:
+--   * the latest evaluated business date decides the status (OPEN if detected on it, else
+--     RESOLVED); rerunning an earlier date never reopens or closes anything a later date decided;
+--   * first/last_detected_on are the earliest/latest dates it was detected on;
+--   * resolved_on is the first evaluated date after last_detected_on (null while open);
+--   * the other columns come from its latest detection.
+DELETE FROM recon.discrepancies;
+INSERT INTO recon.discrepancies
+WITH latest_eval AS (SELECT max(business_date) AS d FROM recon.evaluated_dates),
+per_id AS (
+    SELECT discrepancy_id, min(business_date) AS first_detected_on, max(business_date) AS last_detected_on
+    FROM recon.discrepancy_detections GROUP BY discrepancy_id
+),
+latest_row AS (
+    SELECT * FROM recon.discrepancy_detections
+    QUALIFY row_number() OVER (PARTITION BY discrepancy_id ORDER BY business_date DESC) = 1
+)
+SELECT
+    r.discrepancy_id, r.rule, r.severity,
+    CASE WHEN p.last_detected_on >= e.d THEN 'OPEN' ELSE 'RESOLVED' END,
+    e.d,
+    p.first_detected_on,
+    p.last_detected_on,
+    CASE WHEN p.last_detected_on < e.d THEN
+        (SELECT min(v.business_date) FROM recon.evaluated_dates v WHERE v.business_date > p.last_detected_on)
+    END,
+    r.order_reference, r.order_line_reference, r.rma_reference, r.return_reference, r.tracking_id,
+    r.sku, r.refund_reference, r.quantity_gap, r.amount_at_risk, r.currency, r.details
+FROM latest_row r
+JOIN per_id p USING (discrepancy_id)
+CROSS JOIN latest_eval e;

@@ -1,0 +1,15 @@
+-- REFUND_WITHOUT_RECEIPT (order line): refunded units > received units (money out, goods not
+-- in the warehouse).
+SELECT
+    'order_line:' || order_line_reference AS grain_key,
+    order_reference, order_line_reference, rma_references AS rma_reference, matched_returns AS return_reference,
+    NULL AS tracking_id, sku, credit_notes AS refund_reference,
+    refunded_units - received_units AS quantity_gap,
+    (refunded_units - received_units) * unit_gross AS amount_at_risk,
+    currency,
+    json_object('refunded_units', refunded_units, 'received_units', received_units,
+                'refunded_amount', refunded_amount, 'unit_gross', unit_gross,
+                'matched_returns', matched_returns) AS details
+FROM recon.order_line_positions
+WHERE business_date = $business_date
+  AND refunded_units > received_units

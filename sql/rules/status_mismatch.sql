@@ -1,0 +1,30 @@
+-- STATUS_MISMATCH (RMA line): a matched WMS return Completed for more than status_lag_days
+-- while the RMA is still REQUESTED/AUTHORIZED (kind wms_completed_rma_open), or the RMA is
+-- COMPLETED while no matched WMS return is Completed (kind rma_completed_wms_not_completed).
+WITH m AS (
+    SELECT m.rma_reference,
+           string_agg(m.return_reference, ',' ORDER BY m.return_reference) AS returns,
+           max(w.completed_at) AS latest_completed_at,
+           count(*) FILTER (WHERE w.state = 'Completed') AS completed
+    FROM recon.rma_matches m
+    JOIN core.wms_returns w ON w.business_date = $business_date AND w.return_reference = m.return_reference
+    WHERE m.business_date = $business_date
+    GROUP BY m.rma_reference
+)
+SELECT
+    'rma_line:' || r.rma_reference AS grain_key,
+    r.order_reference, r.order_line_reference, r.rma_reference, m.returns AS return_reference,
+    r.tracking_id, r.sku, NULL AS refund_reference, NULL AS quantity_gap, 0 AS amount_at_risk,
+    l.currency,
+    json_object('kind', CASE WHEN r.status = 'COMPLETED' THEN 'rma_completed_wms_not_completed'
+                             ELSE 'wms_completed_rma_open' END,
+                'rma_status', r.status, 'rma_status_name', r.status_name,
+                'wms_latest_completed_at', m.latest_completed_at, 'status_lag_days', $status_lag_days) AS details
+FROM core.rma_lines r
+LEFT JOIN m ON m.rma_reference = r.rma_reference
+LEFT JOIN core.order_lines l
+       ON l.business_date = $business_date AND l.order_line_reference = r.order_line_reference
+WHERE r.business_date = $business_date
+  AND ((r.status IN ('REQUESTED', 'AUTHORIZED')
+        AND m.latest_completed_at < $as_of - to_days(CAST($status_lag_days AS INTEGER)))
+    OR (r.status = 'COMPLETED' AND coalesce(m.completed, 0) = 0))
