@@ -18,7 +18,7 @@ SELECT
     $store_currency AS currency,
     json_object('wms_available_stock', s.wms_available_stock, 'storefront_quantity', s.storefront_quantity,
                 'storefront_price', s.storefront_price, 'restocked_units', r.units,
-                'last_restock_at', r.last_restock_at, 'read_at', s.read_at,
+                'last_restock_at', r.last_restock_at,
                 'stock_lookback_days', $stock_lookback_days) AS details
 FROM core.stock_levels s
 JOIN restocks r USING (sku)
