@@ -6,6 +6,7 @@ import dagster as dg
 from pipelines.export import write_export
 from pipelines.partitions import WAREHOUSE_POOL, business_date_of, daily_partitions
 from pipelines.reconcile import summary, summary_markdown
+from pipelines.resources.config import ReconConfigResource
 from pipelines.resources.exports import ExportDirResource
 from pipelines.resources.warehouse import WarehouseResource
 
@@ -21,11 +22,12 @@ from pipelines.resources.warehouse import WarehouseResource
                 "highest amount first), a Parquet copy and trend.png (the last 30 business dates per rule).",
 )
 def finance_export(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
-                   export_dir: ExportDirResource) -> dg.MaterializeResult:
+                   export_dir: ExportDirResource, recon_config: ReconConfigResource) -> dg.MaterializeResult:
     d = business_date_of(context)
+    currency = recon_config.load().store_currency
     with warehouse.connection() as con:
-        out = write_export(con, export_dir.root(), d)
-        table = summary(con, d)
+        out = write_export(con, export_dir.root(), d, currency)
+        table = summary(con, d, currency)
     png = base64.b64encode(out["chart"].read_bytes()).decode()
     context.log.info(f"Finance export for {d}: {out['rows']} open discrepancies -> {out['csv']}")
     return dg.MaterializeResult(metadata={
@@ -33,6 +35,7 @@ def finance_export(context: dg.AssetExecutionContext, warehouse: WarehouseResour
         "csv": dg.MetadataValue.path(str(out["csv"])),
         "parquet": dg.MetadataValue.path(str(out["parquet"])),
         "chart_path": dg.MetadataValue.path(str(out["chart"])),
+        "chart_series": dg.MetadataValue.json(out["chart_series"]),
         "summary": dg.MetadataValue.md(summary_markdown(table)),
         "trend": dg.MetadataValue.md(f"![open discrepancies and amount at risk per rule](data:image/png;base64,{png})"),
     })

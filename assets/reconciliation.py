@@ -55,13 +55,14 @@ def discrepancy_detections(context: dg.AssetExecutionContext, warehouse: Warehou
 @dg.asset(key=["recon", "discrepancies"], deps=[["recon", "discrepancy_detections"]],
           description="The discrepancy register finance reviews: one row per discrepancy ever detected, OPEN while "
                       "the latest run still finds it, RESOLVED (with the date) once it is gone.", **COMMON)
-def discrepancies(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+def discrepancies(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                  recon_config: ReconConfigResource) -> dg.MaterializeResult:
     d = business_date_of(context)
     with warehouse.transaction() as con:
         merge_discrepancies(con, d, utc_now())
         total, open_ = con.execute("SELECT count(*), count(*) FILTER (WHERE status = 'OPEN') "
                                    "FROM recon.discrepancies").fetchone()
-        table = summary(con, d)
+        table = summary(con, d, recon_config.load().store_currency)
     return dg.MaterializeResult(metadata={
         "dagster/row_count": dg.MetadataValue.int(total),
         "open": open_,

@@ -22,8 +22,6 @@ concurrency:
     # Every asset that writes the DuckDB warehouse is in the pool "duckdb_warehouse":
     # one at a time, so two runs never write the file at once (a queued step waits).
     default_limit: 1
-run_queue:
-  max_concurrent_runs: 1
 """
 
 
@@ -118,7 +116,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         from pipelines.runner import run_dates
         dates = [end - timedelta(days=i) for i in range(args.days - 1, -1, -1)]
         step(f"reconciling {len(dates)} business dates {dates[0]} .. {dates[-1]} through Dagster")
-        outcomes = run_dates(dates, settings=load_settings(), progress=lambda m: print(f"    {m}", flush=True))
+        outcomes = run_dates(dates, settings=load_settings(), progress=lambda m: print(f"    {m}", flush=True),
+                             log_level="WARNING")
     finally:
         emulator.stop()
     last = outcomes[-1]
@@ -126,6 +125,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return fail(f"demo run for {last.business_date} failed: {last.reason}")
     print()
     _print_summary(last)
+    from pipelines.demo.scoring import score
+    from pipelines.resources.warehouse import connect
+    con = connect(settings.warehouse, read_only=True)
+    try:
+        result = score(con, end, world_dir / "ground_truth.json")
+    finally:
+        con.close()
+    print(f"Checked against the demo world's ground truth: {result.report().splitlines()[0]}")
     export = Path(last.export_csv).parent
     print(f"Trend chart:    {export / 'trend.png'}")
     print(f"Parquet copy:   {export / 'discrepancies.parquet'}")
@@ -197,6 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+    warnings.filterwarnings("ignore", message=".*(preview|beta).*", category=Warning)
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -13,6 +13,8 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from pipelines.reconcile import RATES_CTE
+
 OPEN_ON_DATE_SQL = """
 WITH first_seen AS (
     SELECT discrepancy_id, min(business_date) AS first_detected_on
@@ -32,14 +34,14 @@ WHERE t.business_date = $d
 ORDER BY t.amount_at_risk DESC, t.rule, t.discrepancy_id
 """
 
-TREND_SQL = """
-WITH dates AS (
+TREND_SQL = "WITH " + RATES_CTE.strip() + """,
+dates AS (
     SELECT business_date FROM recon.evaluated_dates WHERE business_date <= $d
     ORDER BY business_date DESC LIMIT 30
 )
 SELECT d.business_date, t.rule, count(t.discrepancy_id) AS open_count,
-       coalesce(sum(t.amount_at_risk), 0) AS amount_at_risk
-FROM dates d JOIN recon.discrepancy_detections t USING (business_date)
+       CAST(round(coalesce(sum(t.amount), 0), 2) AS DECIMAL(18,2)) AS amount_at_risk
+FROM dates d JOIN converted t USING (business_date)
 GROUP BY ALL ORDER BY 1, 2
 """
 
@@ -48,20 +50,21 @@ def open_on_date(con: duckdb.DuckDBPyConnection, d: date) -> pl.DataFrame:
     return con.execute(OPEN_ON_DATE_SQL, {"d": d}).pl()
 
 
-def trend(con: duckdb.DuckDBPyConnection, d: date) -> pl.DataFrame:
-    return con.execute(TREND_SQL, {"d": d}).pl()
+def trend(con: duckdb.DuckDBPyConnection, d: date, store_currency: str = "EUR") -> pl.DataFrame:
+    """Open discrepancies and amount at risk (store currency) per rule over the last 30 evaluated dates."""
+    return con.execute(TREND_SQL, {"d": d, "store_currency": store_currency}).pl()
 
 
-def write_export(con: duckdb.DuckDBPyConnection, export_dir: Path, d: date) -> dict[str, Path]:
+def write_export(con: duckdb.DuckDBPyConnection, export_dir: Path, d: date, store_currency: str = "EUR") -> dict:
     frame = open_on_date(con, d)
-    trend_frame = trend(con, d)
+    trend_frame = trend(con, d, store_currency)
     export_dir.mkdir(parents=True, exist_ok=True)
     final = export_dir / d.isoformat()
     staging = Path(tempfile.mkdtemp(prefix=f".{d.isoformat()}-", dir=export_dir))
     try:
         frame.write_csv(staging / "discrepancies.csv")
         frame.write_parquet(staging / "discrepancies.parquet")
-        write_trend_chart(trend_frame, staging / "trend.png", d)
+        series = write_trend_chart(trend_frame, staging / "trend.png", d, store_currency)
         if final.exists():
             old = export_dir / f".{d.isoformat()}-old-{os.getpid()}"
             os.replace(final, old)
@@ -73,10 +76,10 @@ def write_export(con: duckdb.DuckDBPyConnection, export_dir: Path, d: date) -> d
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return {"csv": final / "discrepancies.csv", "parquet": final / "discrepancies.parquet",
-            "chart": final / "trend.png", "rows": frame.height, "trend": trend_frame}
+            "chart": final / "trend.png", "rows": frame.height, "trend": trend_frame, "chart_series": series}
 
 
-def write_trend_chart(frame: pl.DataFrame, path: Path, d: date) -> list[str]:
+def write_trend_chart(frame: pl.DataFrame, path: Path, d: date, store_currency: str = "EUR") -> list[str]:
     """Two panels (open count, amount at risk) with one line per rule that fired; returns the rules drawn."""
     import matplotlib
     matplotlib.use("Agg")
@@ -85,15 +88,18 @@ def write_trend_chart(frame: pl.DataFrame, path: Path, d: date) -> list[str]:
     rules = sorted(frame["rule"].unique().to_list()) if frame.height else []
     dates = sorted(frame["business_date"].unique().to_list()) if frame.height else [d]
     fig, (ax_count, ax_amount) = plt.subplots(2, 1, figsize=(11, 7), sharex=True)
-    for rule in rules:
+    colours = plt.get_cmap("tab20").colors
+    markers = "osD^vP*Xhp<>8"
+    for i, rule in enumerate(rules):
+        style = {"color": colours[(2 * i) % 20 if i < 10 else (2 * i - 19) % 20], "marker": markers[i % len(markers)]}
         part = frame.filter(pl.col("rule") == rule)
         by_date = {r["business_date"]: r for r in part.iter_rows(named=True)}
         counts = [by_date[x]["open_count"] if x in by_date else 0 for x in dates]
         amounts = [float(by_date[x]["amount_at_risk"]) if x in by_date else 0.0 for x in dates]
-        ax_count.plot(dates, counts, marker="o", label=rule)
-        ax_amount.plot(dates, amounts, marker="o", label=rule)
+        ax_count.plot(dates, counts, label=rule, **style)
+        ax_amount.plot(dates, amounts, label=rule, **style)
     ax_count.set_ylabel("open discrepancies")
-    ax_amount.set_ylabel("amount at risk (order currency)")
+    ax_amount.set_ylabel(f"amount at risk ({store_currency})")
     ax_count.set_title(f"Returns reconciliation - last {len(dates)} business dates up to {d.isoformat()}")
     if rules:
         ax_count.legend(fontsize="small", ncol=2, loc="upper left", bbox_to_anchor=(1.0, 1.0))

@@ -83,32 +83,51 @@ def merge_discrepancies(con: duckdb.DuckDBPyConnection, d: date, evaluated_at) -
     run_sql_file(con, SQL_DIR / "recon" / "merge_into_discrepancies.sql")
 
 
-SUMMARY_SQL = """
-WITH cur AS (
-    SELECT rule, count(*) AS n, sum(amount_at_risk) AS amount
-    FROM recon.discrepancy_detections WHERE business_date = $d GROUP BY rule
+# Amounts in the summary and the chart are converted to the store currency at the latest
+# order rate known for each currency (oc_order.currency_value: store -> order currency), so
+# EUR, USD and GBP amounts are never added up as they are. The exports keep each order's currency.
+RATES_CTE = """
+rates AS (
+    SELECT currency, arg_max(currency_value, order_date) AS rate
+    FROM core.order_lines WHERE business_date = (SELECT max(business_date) FROM core.order_lines
+                                                 WHERE business_date <= $d)
+    GROUP BY currency
+),
+converted AS (
+    SELECT t.business_date, t.rule, t.discrepancy_id,
+           CASE WHEN t.currency IS NULL OR t.currency = $store_currency THEN t.amount_at_risk
+                ELSE t.amount_at_risk / coalesce(nullif(r.rate, 0), 1) END AS amount
+    FROM recon.discrepancy_detections t LEFT JOIN rates r USING (currency)
+)"""
+
+SUMMARY_SQL = "WITH " + RATES_CTE.strip() + """,
+cur AS (
+    SELECT rule, count(*) AS n, sum(amount) AS amount FROM converted WHERE business_date = $d GROUP BY rule
 ),
 prev_date AS (SELECT max(business_date) AS p FROM recon.evaluated_dates WHERE business_date < $d),
 prev AS (
-    SELECT rule, count(*) AS n, sum(amount_at_risk) AS amount
-    FROM recon.discrepancy_detections, prev_date WHERE business_date = prev_date.p GROUP BY rule
+    SELECT rule, count(*) AS n, sum(amount) AS amount
+    FROM converted, prev_date WHERE business_date = prev_date.p GROUP BY rule
 ),
 rules AS (SELECT unnest($rules) AS rule)
-SELECT r.rule, coalesce(c.n, 0) AS open_count, coalesce(c.amount, 0) AS amount_at_risk,
+SELECT r.rule, coalesce(c.n, 0) AS open_count, CAST(round(coalesce(c.amount, 0), 2) AS DECIMAL(18,2)) AS amount_at_risk,
        CASE WHEN (SELECT p FROM prev_date) IS NULL THEN NULL ELSE coalesce(c.n, 0) - coalesce(p.n, 0) END AS count_change,
-       CASE WHEN (SELECT p FROM prev_date) IS NULL THEN NULL ELSE coalesce(c.amount, 0) - coalesce(p.amount, 0) END AS amount_change
+       CASE WHEN (SELECT p FROM prev_date) IS NULL THEN NULL
+            ELSE CAST(round(coalesce(c.amount, 0) - coalesce(p.amount, 0), 2) AS DECIMAL(18,2)) END AS amount_change
 FROM rules r LEFT JOIN cur c USING (rule) LEFT JOIN prev p USING (rule)
 ORDER BY amount_at_risk DESC, open_count DESC, r.rule
 """
 
 
-def summary(con: duckdb.DuckDBPyConnection, d: date) -> pl.DataFrame:
-    """Per rule: open count and amount at risk on date d, and the change since the previous evaluated date."""
-    return con.execute(SUMMARY_SQL, {"d": d, "rules": list(RULES)}).pl()
+def summary(con: duckdb.DuckDBPyConnection, d: date, store_currency: str = "EUR") -> pl.DataFrame:
+    """Per rule: open count and amount at risk (store currency) on date d, and the change since
+    the previous evaluated date."""
+    return con.execute(SUMMARY_SQL, {"d": d, "rules": list(RULES), "store_currency": store_currency}).pl()
 
 
 def summary_markdown(frame: pl.DataFrame) -> str:
-    lines = ["| rule | open | amount at risk | change (count) | change (amount) |", "|---|---:|---:|---:|---:|"]
+    lines = ["| rule | open | amount at risk (store currency) | change (count) | change (amount) |",
+             "|---|---:|---:|---:|---:|"]
     for row in frame.iter_rows(named=True):
         cc = "n/a" if row["count_change"] is None else f"{row['count_change']:+d}"
         ac = "n/a" if row["amount_change"] is None else f"{float(row['amount_change']):+,.2f}"
@@ -118,11 +137,12 @@ def summary_markdown(frame: pl.DataFrame) -> str:
 
 def summary_text(frame: pl.DataFrame) -> str:
     width = max(len(r) for r in RULES)
-    out = [f"{'rule'.ljust(width)}  {'open':>5}  {'amount at risk':>15}  {'change':>7}"]
+    out = [f"{'rule'.ljust(width)}  {'open':>5}  {'amount at risk*':>15}  {'change':>7}"]
     for row in frame.iter_rows(named=True):
         cc = "" if row["count_change"] is None else f"{row['count_change']:+d}"
         out.append(f"{row['rule'].ljust(width)}  {row['open_count']:>5}  {float(row['amount_at_risk']):>15,.2f}  {cc:>7}")
     total_n = sum(frame["open_count"])
     total_a = sum(float(a) for a in frame["amount_at_risk"])
     out.append(f"{'TOTAL'.ljust(width)}  {total_n:>5}  {total_a:>15,.2f}")
+    out.append("* in the store currency, converted at the latest order rate; the export keeps each order's currency")
     return "\n".join(out)

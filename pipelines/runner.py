@@ -61,7 +61,7 @@ def first_failure_reason(result: dg.ExecuteInProcessResult) -> tuple[str, list[s
 
 
 def run_business_date(d: date, *, settings: Settings | None = None, instance: dg.DagsterInstance | None = None,
-                      defs: dg.Definitions | None = None) -> DateOutcome:
+                      defs: dg.Definitions | None = None, log_level: str = "INFO") -> DateOutcome:
     from pipelines.definitions import build_definitions
 
     settings = settings or load_settings()
@@ -69,7 +69,11 @@ def run_business_date(d: date, *, settings: Settings | None = None, instance: dg
     instance = instance or instance_for(settings)
     job = defs.resolve_job_def("daily_reconciliation_job")
     started = time.monotonic()
-    result = job.execute_in_process(partition_key=d.isoformat(), instance=instance, raise_on_error=False)
+    result = job.execute_in_process(
+        partition_key=d.isoformat(), instance=instance, raise_on_error=False,
+        # What reaches the console; every event is still stored in the instance (the UI).
+        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+    )
     outcome = DateOutcome(d, result.success, run_id=result.run_id, seconds=time.monotonic() - started)
     if not result.success:
         outcome.reason, outcome.failed_steps = first_failure_reason(result)
@@ -78,7 +82,8 @@ def run_business_date(d: date, *, settings: Settings | None = None, instance: dg
     from pipelines.resources.warehouse import connect
     con = connect(settings.warehouse, read_only=True)
     try:
-        outcome.summary = summary(con, d)
+        from pipelines.config import load_config
+        outcome.summary = summary(con, d, load_config(settings.config_path).store_currency)
     finally:
         con.close()
     outcome.export_csv = str(settings.export_dir / d.isoformat() / "discrepancies.csv")
@@ -86,7 +91,7 @@ def run_business_date(d: date, *, settings: Settings | None = None, instance: dg
 
 
 def run_dates(dates: list[date], *, settings: Settings | None = None,
-              progress: Callable[[str], None] = print) -> list[DateOutcome]:
+              progress: Callable[[str], None] = print, log_level: str = "INFO") -> list[DateOutcome]:
     from pipelines.definitions import build_definitions
 
     settings = settings or load_settings()
@@ -95,7 +100,7 @@ def run_dates(dates: list[date], *, settings: Settings | None = None,
     outcomes = []
     for i, d in enumerate(dates, 1):
         progress(f"[{i}/{len(dates)}] reconciling business date {d} ...")
-        outcome = run_business_date(d, settings=settings, instance=instance, defs=defs)
+        outcome = run_business_date(d, settings=settings, instance=instance, defs=defs, log_level=log_level)
         outcomes.append(outcome)
         if not outcome.success:
             progress(f"[{i}/{len(dates)}] {d} FAILED after {outcome.seconds:.1f}s: {outcome.reason}")

@@ -137,3 +137,22 @@ def test_finance_export_lists_open_ones_highest_amount_first(reconciled, ground_
     assert all(len(r["Amount at risk"].split(".")[1]) == 2 for r in rows)
     assert (path.parent / "discrepancies.parquet").exists() and (path.parent / "trend.png").exists()
     assert not [p for p in path.parent.parent.iterdir() if p.name.startswith(".")], "no staging folder left"
+
+
+def test_trend_chart_has_one_series_per_rule_that_fired(reconciled, tmp_path):
+    from pipelines.export import trend, write_trend_chart
+
+    chart = reconciled.export_dir / WORLD_END.isoformat() / "trend.png"
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and chart.stat().st_size > 10_000
+    con = connect(reconciled.warehouse)
+    try:
+        frame = trend(con, WORLD_END)
+        fired = {r[0] for r in con.execute("SELECT DISTINCT rule FROM recon.discrepancy_detections").fetchall()}
+    finally:
+        con.close()
+    series = write_trend_chart(frame, tmp_path / "t.png", WORLD_END)
+    assert sorted(series) == sorted(fired) and len(fired) == len(RULES)
+    # amounts are in the store currency: USD/GBP amounts converted, never added up as they are
+    usd = query(reconciled, "SELECT sum(amount_at_risk) FROM recon.discrepancy_detections WHERE currency <> 'EUR'")[0][0]
+    raw_total = query(reconciled, "SELECT sum(amount_at_risk) FROM recon.discrepancy_detections")[0][0]
+    assert usd and float(frame["amount_at_risk"].sum()) != pytest.approx(float(raw_total), abs=0.01)

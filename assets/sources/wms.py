@@ -16,7 +16,8 @@ from typing import Any, Iterable
 import dagster as dg
 import polars as pl
 
-from pipelines.partitions import WAREHOUSE_POOL, as_of, business_date_of, daily_partitions, utc_now
+from pipelines.partitions import (SOURCE_FRESHNESS, WAREHOUSE_POOL, as_of, business_date_of,
+                                  daily_partitions, utc_now)
 from pipelines.resources.config import ReconConfigResource
 from pipelines.resources.warehouse import WarehouseResource
 from pipelines.resources.wms import WmsClient, WmsClientResource
@@ -155,10 +156,11 @@ def poll_returns(client: WmsClient, lower_bound: datetime, overlap: timedelta,
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(["raw", "wms_returns"], kinds={"api", "duckdb"},
+        dg.AssetSpec(["raw", "wms_returns"], kinds={"api", "duckdb"}, freshness_policy=SOURCE_FRESHNESS,
                      description="Warehouse return records (one per return) as the WMS reports them: state, "
                                  "order reference, tracking number and arrival/completion times."),
         dg.AssetSpec(["raw", "wms_return_line_items"], kinds={"api", "duckdb"},
+                     freshness_policy=SOURCE_FRESHNESS,
                      description="One row per physical unit the warehouse logged in a return, with its "
                                  "inspection grade (Undamaged, Damaged, Missing, or still waiting)."),
     ],
@@ -221,6 +223,9 @@ WHERE r.business_date = $d AND r.date_added < $t
   AND lower(coalesce(r.return_status_name, '')) NOT IN ($rejected, $canceled)
   AND NOT EXISTS (SELECT 1 FROM known k WHERE k.return_reference = 'RMA-' || r.return_id)
   AND NOT EXISTS (SELECT 1 FROM known k WHERE k.tracking_id = tr.tracking_id)
+  AND NOT EXISTS (SELECT 1 FROM raw.wms_tracking_probe_log p
+                  WHERE p.rma_reference = 'RMA-' || r.return_id AND p.tracking_id = tr.tracking_id
+                    AND p.business_date < $d AND p.business_date > $d - CAST($cooldown AS INTEGER))
 ORDER BY r.date_added DESC, r.return_id DESC
 LIMIT $limit
 """
@@ -228,11 +233,12 @@ LIMIT $limit
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(["raw", "wms_probed_returns"], kinds={"api", "duckdb"},
+        dg.AssetSpec(["raw", "wms_probed_returns"], kinds={"api", "duckdb"}, freshness_policy=SOURCE_FRESHNESS,
                      deps=[["raw", "wms_returns"], ["raw", "oc_returns"], ["raw", "oc_return_history"]],
                      description="Warehouse returns found by looking up the tracking number of storefront "
                                  "RMAs that matched no polled return (parcels filed under another order)."),
         dg.AssetSpec(["raw", "wms_probed_return_line_items"], kinds={"api", "duckdb"},
+                     freshness_policy=SOURCE_FRESHNESS,
                      description="Units of the returns found by tracking-number probes."),
     ],
     partitions_def=daily_partitions,
@@ -247,19 +253,26 @@ def wms_tracking_probes(context: dg.AssetExecutionContext, wms: WmsClientResourc
     rejected = [k for k, v in cfg.rma_status_map.items() if v == "REJECTED"] or ["rejected"]
     canceled = [k for k, v in cfg.rma_status_map.items() if v == "CANCELED"] or ["cancelled"]
     limit = int(cfg.wms.get("max_tracking_probes", 500))
+    cooldown = int(cfg.wms.get("probe_cooldown_days", 7))
     with warehouse.connection() as con:
         candidates = con.execute(PROBE_CANDIDATES_SQL, {
             "d": d, "t": as_of(d), "limit": limit, "rejected": rejected[0], "canceled": canceled[0],
+            "cooldown": cooldown,
         }).fetchall()
     context.log.info(f"Tracking probes for {d}: {len(candidates)} RMA(s) with an unexplained tracking number")
     found: list[dict] = []
+    log_rows: list[dict] = []
     fetched_at = utc_now()
     with wms.client(cfg.wms, logger=context.log) as client:
         for i, (rma_reference, tracking_id) in enumerate(candidates, 1):
+            hits = 0
             for summary in client.find_returns_by_tracking(tracking_id):
                 full = client.get_return(summary["returnReferenceNumber"])
                 if full is not None:
+                    hits += 1
                     found.append({**full, "_rma": rma_reference, "_tracking": tracking_id})
+            log_rows.append({"rma_reference": rma_reference, "tracking_id": tracking_id, "returns_found": hits,
+                             "probed_at": fetched_at})
             if i % 100 == 0:
                 context.log.info(f"Tracking probes: {i}/{len(candidates)} done, {len(found)} returns found")
         stats = client.stats
@@ -275,6 +288,9 @@ def wms_tracking_probes(context: dg.AssetExecutionContext, wms: WmsClientResourc
     with warehouse.transaction() as con:
         warehouse.replace_partition(con, "raw.wms_probed_returns", d, returns)
         warehouse.replace_partition(con, "raw.wms_probed_return_line_items", d, lines)
+        warehouse.replace_partition(con, "raw.wms_tracking_probe_log", d, pl.DataFrame(
+            log_rows, schema={"rma_reference": pl.Utf8, "tracking_id": pl.Utf8, "returns_found": pl.Int32,
+                              "probed_at": pl.Datetime("us")}).with_columns(business_date=pl.lit(d)))
         warehouse.replace_partition(con, "recon.rejects", d, rejects, source="wms_tracking_probes")
     yield dg.MaterializeResult(asset_key=["raw", "wms_probed_returns"], metadata={
         "dagster/row_count": dg.MetadataValue.int(returns.height), "probes": len(candidates),
@@ -327,10 +343,11 @@ def adjustments_to_frames(items: Iterable[dict]) -> tuple[pl.DataFrame, pl.DataF
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(["raw", "wms_stock_adjustments"], kinds={"api", "duckdb"},
+        dg.AssetSpec(["raw", "wms_stock_adjustments"], kinds={"api", "duckdb"}, freshness_policy=SOURCE_FRESHNESS,
                      description="Warehouse stock adjustment transactions (restocks, losses, quarantine moves); "
                                  "a return's restock is tagged with its return reference."),
         dg.AssetSpec(["raw", "wms_stock_adjustment_lines"], kinds={"api", "duckdb"},
+                     freshness_policy=SOURCE_FRESHNESS,
                      description="Per-SKU unit changes of each stock adjustment."),
     ],
     partitions_def=daily_partitions,
@@ -372,7 +389,7 @@ STOCK_FIELDS = {"total_stock_amount": "totalStockAmount", "available_stock": "av
 
 @dg.asset(
     key=["raw", "wms_stocks"],
-    kinds={"api", "duckdb"},
+    kinds={"api", "duckdb"}, freshness_policy=SOURCE_FRESHNESS,
     partitions_def=daily_partitions,
     group_name="sources",
     pool=WAREHOUSE_POOL,

@@ -102,3 +102,13 @@ CREATE TABLE IF NOT EXISTS raw.wms_probed_return_line_items (
     damaged_state VARCHAR,
     serial_number VARCHAR
 );
+
+-- Every tracking-number probe made (found or not), so an RMA whose parcel is still in transit
+-- is not asked about again every day (cooldown in the configuration).
+CREATE TABLE IF NOT EXISTS raw.wms_tracking_probe_log (
+    business_date DATE NOT NULL,
+    rma_reference VARCHAR NOT NULL,
+    tracking_id VARCHAR NOT NULL,
+    returns_found INTEGER NOT NULL,
+    probed_at TIMESTAMP NOT NULL
+);
