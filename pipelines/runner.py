@@ -26,6 +26,7 @@ class DateOutcome:
     summary: pl.DataFrame | None = None
     export_csv: str | None = None
     failed_steps: list[str] = field(default_factory=list)
+    metadata: dict[str, dict] = field(default_factory=dict)  # "schema/table" -> materialisation metadata
 
 
 def date_range(start: date, end: date) -> list[date]:
@@ -75,6 +76,9 @@ def run_business_date(d: date, *, settings: Settings | None = None, instance: dg
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
     )
     outcome = DateOutcome(d, result.success, run_id=result.run_id, seconds=time.monotonic() - started)
+    for event in result.get_asset_materialization_events():
+        mat = event.materialization
+        outcome.metadata["/".join(mat.asset_key.path)] = {k: v.value for k, v in mat.metadata.items()}
     if not result.success:
         outcome.reason, outcome.failed_steps = first_failure_reason(result)
         return outcome
