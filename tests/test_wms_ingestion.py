@@ -75,9 +75,13 @@ def test_quiet_next_day_costs_a_handful_of_requests(recon_env, emulator):
     assert emulator.requests_total <= 4 + 2 + 2
 
 
-def test_token_never_reaches_the_warehouse_or_metadata(recon_env, manifest):
-    result = materialize(recon_env, WMS_ASSETS, WORLD_END)
+def test_token_never_reaches_the_warehouse_logs_or_metadata(recon_env, manifest, emulator, caplog):
+    import logging
+    caplog.set_level(logging.DEBUG)
+    emulator.error_rate = 0.2  # retries log warnings: they must not carry the token either
+    result = materialize(recon_env, [*WMS_ASSETS, wms.wms_tracking_probes, *storefront.defs.assets], WORLD_END)
     token = manifest["token"]
+    assert token not in caplog.text
     for event in result.all_events:
         assert token not in str(event.event_specific_data) and token not in (event.message or "")
     for (table, column) in query(recon_env, "SELECT table_schema || '.' || table_name, column_name "
@@ -111,3 +115,28 @@ def test_tracking_probe_finds_a_return_polling_could_not_tie(recon_env, manifest
     assert items[0][0] >= 1
     meta = metadata(result, ["raw", "wms_probed_returns"])
     assert meta["probes"] <= 500 and meta["api_requests"] >= meta["probes"]
+
+
+def test_run_finishes_under_a_low_rate_limit_meeting_429s(recon_env, emulator, tmp_path, monkeypatch):
+    config = tmp_path / "no-pacing.yaml"  # pacing would avoid the 429s this test wants to meet
+    config.write_text(yaml.safe_dump({"wms": {"min_remaining_calls": 0}}))
+    monkeypatch.setenv("RECON_CONFIG", str(config))
+    emulator.rate_limit_per_minute = 3
+    emulator.rate_window_seconds = 0.5
+    emulator.reset_rate_limit()
+    result = materialize(load_settings(), WMS_ASSETS, WORLD_END)
+    met = sum(metadata(result, key)["api_429_responses"]
+              for key in (["raw", "wms_returns"], ["raw", "wms_stock_adjustments"], ["raw", "wms_stocks"]))
+    assert met > 0
+    assert query(recon_env, "SELECT count(*) FROM raw.wms_returns")[0][0] == len(emulator.snapshot().returns)
+
+
+def test_run_finishes_with_a_share_of_5xx_answers(recon_env, emulator, tmp_path, monkeypatch):
+    config = tmp_path / "fast-retries.yaml"
+    config.write_text(yaml.safe_dump({"wms": {"backoff_seconds": 0.01, "backoff_max_seconds": 0.05, "page_size": 25}}))
+    monkeypatch.setenv("RECON_CONFIG", str(config))
+    emulator.error_rate = 0.3
+    result = materialize(load_settings(), WMS_ASSETS, WORLD_END)
+    assert metadata(result, ["raw", "wms_returns"])["api_retries"] > 0
+    assert emulator.responses_5xx > 0
+    assert query(recon_env, "SELECT count(*) FROM raw.wms_returns")[0][0] == len(emulator.snapshot().returns)
