@@ -85,7 +85,7 @@ import socket
 import threading
 import time
 import uuid
-from collections import defaultdict, deque
+from collections import OrderedDict, defaultdict, deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
@@ -501,6 +501,20 @@ def _sort_key(fname: str, kind: str) -> Callable[[dict], tuple]:
     return key
 
 
+def _query_without_paging(qs: str) -> tuple:
+    """A query string's identity without offset/count (outer and inside dqb), for caching."""
+    out = []
+    for key, value in parse_qsl(qs, keep_blank_values=True):
+        k = key.strip().lower()
+        if k in ("offset", "count"):
+            continue
+        if k == "dqb":
+            value = tuple((ik, iv) for ik, iv in parse_qsl(value, keep_blank_values=True)
+                          if ik.strip().lower() not in ("offset", "count"))
+        out.append((k, value))
+    return tuple(out)
+
+
 def _select(records: list[dict], query: _Query) -> list[dict]:
     rows = [r for r in records if all(f(r) for f in query.filters)]
     for fname, kind, desc in reversed(query.sorts):  # stable sorts, least significant key first
@@ -663,6 +677,7 @@ class WmsEmulator:
         self.host = host
         self.port = port
         self._lock = threading.RLock()
+        self._selection_cache: "OrderedDict[tuple, list[dict]]" = OrderedDict()
         self._rng = random.Random(seed)
         self._rate_limit = 0
         self._rate_window = 0.0
@@ -956,14 +971,29 @@ class WmsEmulator:
         entity = self._entities[kind]
         query = _parse_query(qs, entity)
         records: list[dict] = getattr(self.world, kind)
-        rows = _select(records, query)
+        rows = self._selected(kind, qs, records, query)
         if kind == "returns" and query.offset > 0 and self._mutate > 0:
             if self._advance_returns(rows, query.offset, self._mutate):
-                rows = _select(records, query)
+                self._selection_cache.clear()  # records changed: every cached selection is stale
+                rows = self._selected(kind, qs, records, query)
         page = rows[query.offset: query.offset + query.count]
         if not with_items:
             page = [{k: v for k, v in rec.items() if k != "lineItems"} for rec in page]
         return _json({"items": page, "count": len(page), "offset": query.offset, "dataSetCount": len(rows)})
+
+    def _selected(self, kind: str, qs: str, records: list[dict], query: _Query) -> list[dict]:
+        """Filtered and sorted records of a query, cached without its paging so that walking
+        the pages of a large world costs one selection, not one per page (LRU, 32 queries)."""
+        key = (kind, _query_without_paging(qs))
+        cache = self._selection_cache
+        if key in cache:
+            cache.move_to_end(key)
+            return cache[key]
+        rows = _select(records, query)
+        cache[key] = rows
+        while len(cache) > 32:
+            cache.popitem(last=False)
+        return rows
 
     def _advance_returns(self, rows: list[dict], offset: int, n: int) -> int:
         """Advance up to n returns one state: first random ones in ``rows`` before
