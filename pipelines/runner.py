@@ -27,6 +27,7 @@ class DateOutcome:
     export_csv: str | None = None
     failed_steps: list[str] = field(default_factory=list)
     metadata: dict[str, dict] = field(default_factory=dict)  # "schema/table" -> materialisation metadata
+    checks: dict[str, bool] = field(default_factory=dict)     # "schema/table:check" -> passed
 
 
 def date_range(start: date, end: date) -> list[date]:
@@ -79,6 +80,8 @@ def run_business_date(d: date, *, settings: Settings | None = None, instance: dg
     for event in result.get_asset_materialization_events():
         mat = event.materialization
         outcome.metadata["/".join(mat.asset_key.path)] = {k: v.value for k, v in mat.metadata.items()}
+    for evaluation in result.get_asset_check_evaluations():
+        outcome.checks[f"{'/'.join(evaluation.asset_key.path)}:{evaluation.check_name}"] = evaluation.passed
     if not result.success:
         outcome.reason, outcome.failed_steps = first_failure_reason(result)
         return outcome

@@ -16,7 +16,7 @@ from pipelines.resources.warehouse import connect
 
 
 @pytest.fixture(scope="module")
-def reconciled(tmp_path_factory, demo_world, manifest):
+def reconciled_run(tmp_path_factory, demo_world, manifest):
     """One run of the world's business date, shared by the tests of this module."""
     from pipelines.demo.emulator import WmsEmulator, WmsWorld
     from pipelines.runner import run_business_date
@@ -31,7 +31,18 @@ def reconciled(tmp_path_factory, demo_world, manifest):
         settings = load_settings()
         outcome = run_business_date(WORLD_END, settings=settings)
     assert outcome.success, outcome.reason
-    return settings
+    return settings, outcome
+
+
+@pytest.fixture(scope="module")
+def reconciled(reconciled_run):
+    return reconciled_run[0]
+
+
+def test_every_data_quality_check_passes_on_the_demo_world(reconciled_run):
+    checks = reconciled_run[1].checks
+    assert len(checks) >= 20, checks
+    assert [name for name, passed in checks.items() if not passed] == []
 
 
 @pytest.fixture(scope="module")
