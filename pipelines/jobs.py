@@ -9,10 +9,52 @@ from pipelines.partitions import daily_partitions
 
 _config = load_config(os.environ.get("RECON_CONFIG") or None)
 
+# Our own exceptions already read as a reason: their class name is left out of the line.
+OWN_ERRORS = ("SourceUnavailable", "ConfigError")
+
+
+def failure_reason(exc: BaseException | None) -> str:
+    """The first line of the deepest cause of a step's exception (our errors never carry secrets)."""
+    if exc is None:
+        return "step failed"
+    seen = set()
+    while exc.__cause__ is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        exc = exc.__cause__
+    lines = str(exc).strip().splitlines()
+    message = lines[0].strip() if lines else ""
+    name = type(exc).__name__
+    if name in OWN_ERRORS and message:
+        return message
+    return f"{name}: {message}" if message else name
+
+
+def _is_first_failure(context: dg.HookContext) -> bool:
+    """Only the run's first failed step logs the line (several sources may fail for one cause)."""
+    try:
+        records = context.instance.get_records_for_run(
+            context.run_id, of_type=dg.DagsterEventType.STEP_FAILURE, limit=1, ascending=True).records
+    except Exception:  # noqa: BLE001 - never let the reporting hide the failure itself
+        return True
+    return not records or records[0].event_log_entry.step_key == context.step_key
+
+
+@dg.failure_hook(name="log_run_failure_reason")
+def log_run_failure_reason(context: dg.HookContext) -> None:
+    """Logs one ERROR line naming the business date, the failed step and why it failed."""
+    if not _is_first_failure(context):
+        return
+    run = context.instance.get_run_by_id(context.run_id)
+    business_date = (run.tags.get("dagster/partition") if run else None) or "?"
+    context.log.error(f"RUN FAILED for business date {business_date}: {context.step_key}: "
+                      f"{failure_reason(context.op_exception)}")
+
+
 daily_reconciliation_job = dg.define_asset_job(
     "daily_reconciliation_job",
     selection=dg.AssetSelection.all(),
     partitions_def=daily_partitions,
+    hooks={log_run_failure_reason},
     description="Ingest the three sources, rebuild the canonical tables, run every rule and write the finance "
                 "export for one business date.",
 )

@@ -17,6 +17,10 @@ daily_partitions = dg.DailyPartitionsDefinition(
 # Dagster instance (dagster.yaml) so two runs never write the DuckDB file at once.
 WAREHOUSE_POOL = "duckdb_warehouse"
 
+# How stale a source asset may be: a daily pipeline reads every source once a day, so a
+# source not materialized for a day shows as failing its freshness policy in the UI.
+SOURCE_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(days=1))
+
 
 def business_date_of(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> date:
     return date.fromisoformat(context.partition_key)

@@ -8,7 +8,7 @@ replacing that date's rows; the reconciliation keeps only refunds dated up to it
 import dagster as dg
 import polars as pl
 
-from pipelines.partitions import WAREHOUSE_POOL, business_date_of, daily_partitions
+from pipelines.partitions import SOURCE_FRESHNESS, WAREHOUSE_POOL, business_date_of, daily_partitions
 from pipelines.resources.refund_ledger import SOURCE, RefundLedgerResource
 from pipelines.resources.warehouse import WarehouseResource
 
@@ -16,6 +16,7 @@ from pipelines.resources.warehouse import WarehouseResource
 @dg.asset(
     key=["raw", "refund_lines"],
     kinds={"json", "duckdb"},
+    freshness_policy=SOURCE_FRESHNESS,
     description="Refunds issued by the order management system: one row per credit note and order line "
                 "(or SHIPPING), with the amount actually paid back (payments marked REFUNDED), the total of "
                 "the credit note line, its status and dates. A message delivered several times counts once "

@@ -9,7 +9,7 @@ instead of adding to it. The connection URL is only ever shown with its password
 import dagster as dg
 import polars as pl
 
-from pipelines.partitions import WAREHOUSE_POOL, business_date_of, daily_partitions
+from pipelines.partitions import SOURCE_FRESHNESS, WAREHOUSE_POOL, business_date_of, daily_partitions
 from pipelines.resources.config import ReconConfigResource
 from pipelines.resources.storefront import SOURCE, RAW_TABLES, StorefrontResource
 from pipelines.resources.warehouse import WarehouseResource
@@ -36,7 +36,8 @@ def _key(table: str) -> dg.AssetKey:
 
 
 @dg.multi_asset(
-    specs=[dg.AssetSpec(_key(table), kinds=KINDS, description=DESCRIPTIONS[table]) for table in RAW_TABLES],
+    specs=[dg.AssetSpec(_key(table), kinds=KINDS, description=DESCRIPTIONS[table],
+                        freshness_policy=SOURCE_FRESHNESS) for table in RAW_TABLES],
     partitions_def=daily_partitions,
     group_name="sources",
     pool=WAREHOUSE_POOL,
