@@ -5,6 +5,7 @@ With ``DAGSTER_HOME`` set, runs are recorded in that instance and appear in the 
 from __future__ import annotations
 
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -38,7 +39,15 @@ def date_range(start: date, end: date) -> list[date]:
 
 def instance_for(settings: Settings) -> dg.DagsterInstance:
     if os.environ.get("DAGSTER_HOME"):
-        return dg.DagsterInstance.get()
+        instance = dg.DagsterInstance.get()
+        # Create the warehouse pool's slots before any run claims them: two first runs on a new
+        # DAGSTER_HOME would otherwise both create them at once and both get a slot.
+        from pipelines.partitions import WAREHOUSE_POOL
+        try:
+            instance.event_log_storage.initialize_concurrency_limit_to_default(WAREHOUSE_POOL)
+        except Exception:  # noqa: BLE001 - storages without pools: DuckDB's file lock still serialises writes
+            pass
+        return instance
     return dg.DagsterInstance.ephemeral()
 
 
@@ -56,9 +65,9 @@ def first_failure_reason(result: dg.ExecuteInProcessResult) -> tuple[str, list[s
         err = err.cause
     lines = (err.message or "").strip().splitlines()
     message = lines[0] if lines else "step failed"
-    prefix = f"{err.cls_name}: "
-    if err.cls_name in EXPECTED_ERRORS and message.startswith(prefix):
-        message = message[len(prefix):]  # our own errors already read as a reason
+    if err.cls_name in EXPECTED_ERRORS:
+        # our own errors already read as a reason: drop "pipelines.errors.SourceUnavailable: "
+        message = re.sub(rf"^([\w.]*\.)?{err.cls_name}: ", "", message)
     return f"{first.step_key}: {message}", failed
 
 

@@ -426,7 +426,6 @@ def dagster_records(ing: Ingested) -> str:
 # --------------------------------------------------------------------------- the test
 
 def test_mariadb_and_sqlite_ingest_the_same(mariadb: Server, demo_world: Path, tmp_path: Path, caplog, capfd):
-    started = time.monotonic()
     caplog.set_level(logging.DEBUG)
     sqlite_path, zero = make_sqlite_copy(demo_world, tmp_path / "storefront.sqlite")
     source_counts = load_mariadb(mariadb, sqlite_path)
@@ -520,4 +519,3 @@ def test_mariadb_and_sqlite_ingest_the_same(mariadb: Server, demo_world: Path, t
         assert form not in records, "password in Dagster's event log / run record"
     assert password_hits_in_warehouse(mysql.warehouse) == []
 
-    assert time.monotonic() - started < 60

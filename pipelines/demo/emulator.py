@@ -81,6 +81,7 @@ import logging
 import math
 import random
 import re
+import signal
 import socket
 import threading
 import time
@@ -1042,6 +1043,11 @@ def serve_forever(world_dir: Path, host: str = "127.0.0.1", port: int = 0, **kwa
     emulator = WmsEmulator(world, host=host, port=port, **kwargs)
     base_url = emulator.start()
     print(base_url, flush=True)
+
+    def _terminate(signum, frame):  # a supervisor's SIGTERM stops it like Ctrl-C
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         while True:
             time.sleep(3600)
