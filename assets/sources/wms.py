@@ -220,7 +220,7 @@ SELECT 'RMA-' || r.return_id AS rma_reference, tr.tracking_id
 FROM raw.oc_returns r
 JOIN tracking tr USING (return_id)
 WHERE r.business_date = $d AND r.date_added < $t
-  AND lower(coalesce(r.return_status_name, '')) NOT IN ($rejected, $canceled)
+  AND lower(coalesce(r.return_status_name, '')) NOT IN (SELECT unnest($closed_names))
   AND NOT EXISTS (SELECT 1 FROM known k WHERE k.return_reference = 'RMA-' || r.return_id)
   AND NOT EXISTS (SELECT 1 FROM known k WHERE k.tracking_id = tr.tracking_id)
   AND NOT EXISTS (SELECT 1 FROM raw.wms_tracking_probe_log p
@@ -250,13 +250,13 @@ def wms_tracking_probes(context: dg.AssetExecutionContext, wms: WmsClientResourc
     """GET /Returns?trackingId=... for RMAs with a tracking number that no polled WMS return explains."""
     d = business_date_of(context)
     cfg = recon_config.load()
-    rejected = [k for k, v in cfg.rma_status_map.items() if v == "REJECTED"] or ["rejected"]
-    canceled = [k for k, v in cfg.rma_status_map.items() if v == "CANCELED"] or ["cancelled"]
+    # RMAs refused or withdrawn need no parcel: every storefront name mapped to those statuses.
+    closed_names = [k for k, v in cfg.rma_status_map.items() if v in ("REJECTED", "CANCELED")] or ["-"]
     limit = int(cfg.wms.get("max_tracking_probes", 500))
     cooldown = int(cfg.wms.get("probe_cooldown_days", 7))
     with warehouse.connection() as con:
         candidates = con.execute(PROBE_CANDIDATES_SQL, {
-            "d": d, "t": as_of(d), "limit": limit, "rejected": rejected[0], "canceled": canceled[0],
+            "d": d, "t": as_of(d), "limit": limit, "closed_names": closed_names,
             "cooldown": cooldown,
         }).fetchall()
     context.log.info(f"Tracking probes for {d}: {len(candidates)} RMA(s) with an unexplained tracking number")

@@ -54,5 +54,6 @@ LEFT JOIN cfg_action_map am ON am.name = lower(trim(r.return_action_name))
 LEFT JOIN core.order_lines ol
        ON ol.business_date = $business_date
       AND ol.order_reference = CAST(r.order_id AS VARCHAR)
-      AND ol.product_id = r.product_id
+      AND (ol.product_id = r.product_id
+           OR (coalesce(r.product_id, 0) = 0 AND ol.sku = r.model))
 WHERE r.business_date = $business_date AND r.date_added <= $as_of;
