@@ -2,19 +2,21 @@
 
 One module per layer / source, named after it: ``wms_checks`` (raw WMS tables),
 ``storefront_checks`` (raw OpenCart tables), ``refund_ledger_checks`` (raw refund ledger) and
-``canonical_checks`` (core tables). ``gx_runner`` runs the expectations and builds the results.
+``canonical_checks`` (core tables), ``table_checks`` (key and value checks of the other tables,
+declared as data). ``gx_runner`` runs the expectations and builds the results.
 Each check's description says whether it is BLOCKING (a failure stops the downstream assets) or
 only warns.
 """
 import dagster as dg
 
-from checks import canonical_checks, refund_ledger_checks, storefront_checks, wms_checks
+from checks import canonical_checks, refund_ledger_checks, storefront_checks, table_checks, wms_checks
 
 all_checks = [
     *wms_checks.asset_checks,
     *storefront_checks.asset_checks,
     *refund_ledger_checks.asset_checks,
     *canonical_checks.asset_checks,
+    *table_checks.asset_checks,
 ]
 
 defs = dg.Definitions(asset_checks=all_checks)

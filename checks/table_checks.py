@@ -1,0 +1,99 @@
+"""Key and value checks for the tables the other check modules do not cover, declared as data:
+one ``TableCheck`` per check (asset, table, expectations, blocking or not). Each becomes a pure
+function (``CHECKS[name].run(frame)``, for tests) and a Dagster ``@asset_check``.
+"""
+from dataclasses import dataclass
+from typing import Callable
+
+import dagster as dg
+import polars as pl
+
+from checks.gx_runner import CheckOutcome, Expect, expect, read_partition, run_expectations, to_check_result
+from pipelines.partitions import WAREHOUSE_POOL, business_date_of, daily_partitions
+from pipelines.resources.warehouse import WarehouseResource
+
+UNIT_STATES = ["WaitingToBeProcessed", "Missing", "Damaged", "Undamaged"]
+WMS_STATES = ["ReturnCreated", "ArrivedToWarehouse", "Completed"]
+
+
+@dataclass(frozen=True)
+class TableCheck:
+    name: str
+    asset: tuple[str, str]
+    blocking: bool
+    description: str
+    expectations: Callable[[], list[Expect]]
+    prepare: Callable[[pl.DataFrame], pl.DataFrame] = lambda f: f
+
+    @property
+    def table(self) -> str:
+        return ".".join(self.asset)
+
+    def run(self, frame: pl.DataFrame) -> CheckOutcome:
+        return run_expectations(self.prepare(frame), self.expectations())
+
+
+def _pair_key(a: str, b: str) -> Callable[[pl.DataFrame], pl.DataFrame]:
+    return lambda f: f.with_columns(_key=pl.concat_str([pl.col(a), pl.col(b)], separator="|"))
+
+
+TABLE_CHECKS = [
+    TableCheck("oc_orders_valid", ("raw", "oc_orders"), True,
+               "BLOCKING: order_id unique, currency set and currency_value > 0. Every unit gross is "
+               "(price + tax) x currency_value: a missing or zero rate makes every amount wrong.",
+               lambda: [expect("ExpectColumnValuesToBeUnique", column="order_id", label="order_id is unique"),
+                        expect("ExpectColumnValuesToNotBeNull", column="currency_code", label="currency is set"),
+                        expect("ExpectColumnValuesToBeBetween", column="currency_value", min_value=0,
+                               strict_min=True, label="currency_value > 0")]),
+    TableCheck("oc_products_valid", ("raw", "oc_products"), False,
+               "WARN: product_id unique and stock quantity set (UNSYNCED_STOCK_ADJUSTMENT compares it).",
+               lambda: [expect("ExpectColumnValuesToBeUnique", column="product_id", label="product_id is unique"),
+                        expect("ExpectColumnValuesToNotBeNull", column="quantity", label="quantity is set")]),
+    TableCheck("wms_stock_adjustments_valid", ("raw", "wms_stock_adjustments"), False,
+               "WARN: transaction_number unique within a fetch and completedAt set (the canonical layer "
+               "keeps each transaction once, so a repeat cannot double a restock).",
+               lambda: [expect("ExpectColumnValuesToBeUnique", column="transaction_number",
+                               label="transaction_number is unique"),
+                        expect("ExpectColumnValuesToNotBeNull", column="completed_at", label="completed_at is set")]),
+    TableCheck("wms_probed_returns_valid", ("raw", "wms_probed_returns"), False,
+               "WARN: returns found by tracking probes have a known state and a reference.",
+               lambda: [expect("ExpectColumnValuesToNotBeNull", column="return_reference", label="reference is set"),
+                        expect("ExpectColumnValuesToBeInSet", column="state", value_set=WMS_STATES,
+                               label="state is a WMS state")]),
+    TableCheck("wms_probed_line_items_known_state", ("raw", "wms_probed_return_line_items"), True,
+               "BLOCKING: every probed unit has a known grade (unknown grades would corrupt unit counts).",
+               lambda: [expect("ExpectColumnValuesToBeInSet", column="state", value_set=UNIT_STATES,
+                               label="state is a unit grade"),
+                        expect("ExpectColumnValuesToNotBeNull", column="state", label="state is set")]),
+    TableCheck("wms_return_units_valid", ("core", "wms_return_units"), True,
+               "BLOCKING: one row per unit (return x line item) with a known grade: received, accepted "
+               "and damaged units are counted from this table.",
+               lambda: [expect("ExpectColumnValuesToBeUnique", column="_key", label="return x line item is unique"),
+                        expect("ExpectColumnValuesToBeInSet", column="state", value_set=UNIT_STATES,
+                               label="state is a unit grade")],
+               _pair_key("return_reference", "line_item_reference")),
+    TableCheck("stock_adjustment_lines_unique", ("core", "stock_adjustment_lines"), True,
+               "BLOCKING: one row per adjustment x SKU; a repeat would double a restock in RESTOCK_MISMATCH "
+               "and UNSYNCED_STOCK_ADJUSTMENT.",
+               lambda: [expect("ExpectColumnValuesToBeUnique", column="_key", label="transaction x SKU is unique")],
+               _pair_key("transaction_number", "sku")),
+    TableCheck("stock_levels_unique_sku", ("core", "stock_levels"), True,
+               "BLOCKING: one row per SKU; a repeat would double UNSYNCED_STOCK_ADJUSTMENT.",
+               lambda: [expect("ExpectColumnValuesToBeUnique", column="sku", label="sku is unique"),
+                        expect("ExpectColumnValuesToNotBeNull", column="sku", label="sku is set")]),
+]
+CHECKS = {c.name: c for c in TABLE_CHECKS}
+
+
+def _build(check: TableCheck) -> dg.AssetChecksDefinition:
+    @dg.asset_check(asset=list(check.asset), name=check.name, blocking=check.blocking,
+                    partitions_def=daily_partitions, pool=WAREHOUSE_POOL, description=check.description)
+    def _check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        d = business_date_of(context)
+        outcome = check.run(read_partition(warehouse, check.table, d))
+        return to_check_result(outcome, blocking=check.blocking, business_date=d.isoformat())
+
+    return _check
+
+
+asset_checks = [_build(c) for c in TABLE_CHECKS]

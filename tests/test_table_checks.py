@@ -1,0 +1,61 @@
+"""The table-driven checks (checks/table_checks.py): each fails on a frame built to break it,
+with the failing rows in its sample, and passes on a good frame."""
+from __future__ import annotations
+
+from datetime import datetime
+
+import polars as pl
+import pytest
+
+from checks.table_checks import CHECKS, asset_checks
+
+T = datetime(2026, 3, 30, 12)
+CASES = {
+    "oc_orders_valid": (
+        {"order_id": [1, 2, 3], "currency_code": ["EUR", "USD", "GBP"], "currency_value": [1.0, 1.085, 0.8612]},
+        {"order_id": [1, 1, 3], "currency_code": ["EUR", None, "GBP"], "currency_value": [1.0, 1.0, 0.0]},
+    ),
+    "oc_products_valid": (
+        {"product_id": [1, 2], "quantity": [5, 0]},
+        {"product_id": [1, 1], "quantity": [5, None]},
+    ),
+    "wms_stock_adjustments_valid": (
+        {"transaction_number": ["A", "B"], "completed_at": [T, T]},
+        {"transaction_number": ["A", "A"], "completed_at": [T, None]},
+    ),
+    "wms_probed_returns_valid": (
+        {"return_reference": ["Return-1"], "state": ["Completed"]},
+        {"return_reference": ["Return-1", None], "state": ["Shipped", "Completed"]},
+    ),
+    "wms_probed_line_items_known_state": (
+        {"state": ["Undamaged", "Missing"]},
+        {"state": ["Undamaged", "Lost"]},
+    ),
+    "wms_return_units_valid": (
+        {"return_reference": ["R1", "R1"], "line_item_reference": ["1", "2"], "state": ["Undamaged", "Damaged"]},
+        {"return_reference": ["R1", "R1"], "line_item_reference": ["1", "1"], "state": ["Undamaged", "Broken"]},
+    ),
+    "stock_adjustment_lines_unique": (
+        {"transaction_number": ["A", "A"], "sku": ["S1", "S2"]},
+        {"transaction_number": ["A", "A"], "sku": ["S1", "S1"]},
+    ),
+    "stock_levels_unique_sku": (
+        {"sku": ["S1", "S2"]},
+        {"sku": ["S1", "S1"]},
+    ),
+}
+
+
+def test_every_table_check_has_a_case_and_is_registered():
+    assert set(CASES) == set(CHECKS)
+    assert {next(iter(c.check_specs)).name for c in asset_checks} == set(CHECKS)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_check_fails_on_a_broken_frame_and_passes_on_a_good_one(name):
+    good, bad = CASES[name]
+    passed = CHECKS[name].run(pl.DataFrame(good))
+    assert passed.success and passed.failing_rows == [], passed.summary()
+    failed = CHECKS[name].run(pl.DataFrame(bad))
+    assert not failed.success
+    assert failed.unexpected_count >= 1 and failed.failing_rows
