@@ -148,7 +148,6 @@ def test_a_failed_run_logs_one_error_line_with_the_reason_and_does_not_block_the
 
 def test_the_demo_instance_limits_the_warehouse_pool_to_one(tmp_path):
     from pipelines.cli import DAGSTER_YAML, ensure_dagster_home
-    from pipelines.partitions import WAREHOUSE_POOL
 
     home = ensure_dagster_home(tmp_path / "dagster_home")
     assert (home / "dagster.yaml").read_text() == DAGSTER_YAML

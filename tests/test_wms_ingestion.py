@@ -3,7 +3,6 @@ world's, reruns change nothing, a quiet day costs a handful of requests, the tra
 finds a return filed under the wrong order, and the token never reaches the warehouse."""
 from __future__ import annotations
 
-import math
 from datetime import timedelta
 
 import dagster as dg
