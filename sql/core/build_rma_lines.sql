@@ -28,13 +28,24 @@ tracking AS (
     SELECT return_id, arg_max(tracking_id, (date_added, return_history_id)) AS tracking_id
     FROM history WHERE tracking_id IS NOT NULL
     GROUP BY return_id
+),
+-- The RMA's order line: same order and product; when the RMA has no product id, same SKU.
+-- (Two equality joins, not one join with OR: that would be a nested loop.)
+lines_by_product AS (
+    SELECT order_reference, product_id, min(order_line_reference) AS order_line_reference
+    FROM core.order_lines WHERE business_date = $business_date GROUP BY ALL
+),
+lines_by_sku AS (
+    SELECT order_reference, sku, min(order_line_reference) AS order_line_reference
+    FROM core.order_lines WHERE business_date = $business_date GROUP BY ALL
 )
 SELECT
     $business_date,
     'RMA-' || r.return_id,
     r.return_id,
     CAST(r.order_id AS VARCHAR),
-    ol.order_line_reference,
+    coalesce(lp.order_line_reference,
+             CASE WHEN coalesce(r.product_id, 0) = 0 THEN ls.order_line_reference END),
     r.model,
     r.quantity,
     coalesce(l.return_status_name, r.return_status_name),
@@ -51,9 +62,6 @@ LEFT JOIN spell_start ss ON ss.return_id = r.return_id
 LEFT JOIN tracking t ON t.return_id = r.return_id
 LEFT JOIN cfg_status_map cs ON cs.name = lower(trim(r.return_status_name))
 LEFT JOIN cfg_action_map am ON am.name = lower(trim(r.return_action_name))
-LEFT JOIN core.order_lines ol
-       ON ol.business_date = $business_date
-      AND ol.order_reference = CAST(r.order_id AS VARCHAR)
-      AND (ol.product_id = r.product_id
-           OR (coalesce(r.product_id, 0) = 0 AND ol.sku = r.model))
+LEFT JOIN lines_by_product lp ON lp.order_reference = CAST(r.order_id AS VARCHAR) AND lp.product_id = r.product_id
+LEFT JOIN lines_by_sku ls ON ls.order_reference = CAST(r.order_id AS VARCHAR) AND ls.sku = r.model
 WHERE r.business_date = $business_date AND r.date_added <= $as_of;
