@@ -90,10 +90,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         step(f"building the demo world ({args.returns} returns, business dates up to {end}) in {world_dir}")
         from pipelines.demo.world import generate_world
         shutil.rmtree(world_dir, ignore_errors=True)
-        # A new world invalidates what was reconciled from the old one.
-        for stale in (settings.warehouse, Path(str(settings.warehouse) + ".wal")):
-            stale.unlink(missing_ok=True)
-        shutil.rmtree(settings.export_dir, ignore_errors=True)
+        # A new world invalidates what was reconciled from the old one; only what lives under
+        # RECON_HOME is removed (a RECON_WAREHOUSE / RECON_EXPORT_DIR elsewhere is never touched).
+        if settings.warehouse.resolve().is_relative_to(settings.home):
+            for stale in (settings.warehouse, Path(str(settings.warehouse) + ".wal")):
+                stale.unlink(missing_ok=True)
+        if settings.export_dir.resolve().is_relative_to(settings.home):
+            shutil.rmtree(settings.export_dir, ignore_errors=True)
         manifest = generate_world(world_dir, seed=args.seed, n_returns=args.returns, end_date=end,
                                   progress=lambda m: print(f"    {m}", flush=True))
     else:
