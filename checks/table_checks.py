@@ -65,6 +65,12 @@ TABLE_CHECKS = [
                lambda: [expect("ExpectColumnValuesToBeInSet", column="state", value_set=UNIT_STATES,
                                label="state is a unit grade"),
                         expect("ExpectColumnValuesToNotBeNull", column="state", label="state is set")]),
+    TableCheck("wms_tracking_probe_log_valid", ("raw", "wms_tracking_probe_log"), False,
+               "WARN: each RMA's tracking number is probed at most once per run.",
+               lambda: [expect("ExpectColumnValuesToBeUnique", column="_key", label="RMA x tracking is unique"),
+                        expect("ExpectColumnValuesToBeBetween", column="returns_found", min_value=0,
+                               label="returns_found >= 0")],
+               _pair_key("rma_reference", "tracking_id")),
     TableCheck("wms_return_units_valid", ("core", "wms_return_units"), True,
                "BLOCKING: one row per unit (return x line item) with a known grade: received, accepted "
                "and damaged units are counted from this table.",

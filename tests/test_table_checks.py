@@ -31,6 +31,10 @@ CASES = {
         {"state": ["Undamaged", "Missing"]},
         {"state": ["Undamaged", "Lost"]},
     ),
+    "wms_tracking_probe_log_valid": (
+        {"rma_reference": ["RMA-1", "RMA-2"], "tracking_id": ["X1", "X1"], "returns_found": [0, 1]},
+        {"rma_reference": ["RMA-1", "RMA-1"], "tracking_id": ["X1", "X1"], "returns_found": [0, -1]},
+    ),
     "wms_return_units_valid": (
         {"return_reference": ["R1", "R1"], "line_item_reference": ["1", "2"], "state": ["Undamaged", "Damaged"]},
         {"return_reference": ["R1", "R1"], "line_item_reference": ["1", "1"], "state": ["Undamaged", "Broken"]},

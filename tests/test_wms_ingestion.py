@@ -102,7 +102,8 @@ def test_tracking_probe_finds_a_return_polling_could_not_tie(recon_env, manifest
     assert polled[0][0] == 0, "the probe case must be outside the polling window"
     result = materialize(settings, [wms.wms_tracking_probes], WORLD_END,
                          selection=[dg.AssetKey(["raw", "wms_probed_returns"]),
-                                    dg.AssetKey(["raw", "wms_probed_return_line_items"])])
+                                    dg.AssetKey(["raw", "wms_probed_return_line_items"]),
+                                    dg.AssetKey(["raw", "wms_tracking_probe_log"])])
     rows = query(settings, "SELECT return_reference, probed_for_rma, probed_tracking_id, order_reference "
                            "FROM raw.wms_probed_returns WHERE business_date = $d", {"d": WORLD_END})
     found = {r[0]: r for r in rows}

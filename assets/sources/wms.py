@@ -240,6 +240,10 @@ LIMIT $limit
         dg.AssetSpec(["raw", "wms_probed_return_line_items"], kinds={"api", "duckdb"},
                      freshness_policy=SOURCE_FRESHNESS,
                      description="Units of the returns found by tracking-number probes."),
+        dg.AssetSpec(["raw", "wms_tracking_probe_log"], kinds={"api", "duckdb"},
+                     freshness_policy=SOURCE_FRESHNESS,
+                     description="Every tracking-number probe made and how many returns it found; an RMA is "
+                                 "not probed again within the cooldown."),
     ],
     partitions_def=daily_partitions,
     group_name="sources",
@@ -297,6 +301,8 @@ def wms_tracking_probes(context: dg.AssetExecutionContext, wms: WmsClientResourc
         **stats.as_metadata()})
     yield dg.MaterializeResult(asset_key=["raw", "wms_probed_return_line_items"],
                                metadata={"dagster/row_count": dg.MetadataValue.int(lines.height)})
+    yield dg.MaterializeResult(asset_key=["raw", "wms_tracking_probe_log"],
+                               metadata={"dagster/row_count": dg.MetadataValue.int(len(log_rows))})
 
 
 ADJUSTMENT_SCHEMA = {"adjustment_id": pl.Utf8, "transaction_number": pl.Utf8, "transaction_type": pl.Utf8,
