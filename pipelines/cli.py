@@ -120,7 +120,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         dates = [end - timedelta(days=i) for i in range(args.days - 1, -1, -1)]
         step(f"reconciling {len(dates)} business dates {dates[0]} .. {dates[-1]} through Dagster")
         outcomes = run_dates(dates, settings=load_settings(), progress=lambda m: print(f"    {m}", flush=True),
-                             log_level="WARNING")
+                             log_level="ERROR")
     finally:
         emulator.stop()
     last = outcomes[-1]
@@ -136,6 +136,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     finally:
         con.close()
     print(f"Checked against the demo world's ground truth: {result.report().splitlines()[0]}")
+    con = connect(settings.warehouse, read_only=True)
+    try:
+        rejects = con.execute("SELECT source, count(*), any_value(reason) FROM recon.rejects "
+                              "WHERE business_date = $d GROUP BY source ORDER BY source", {"d": end}).fetchall()
+    finally:
+        con.close()
+    for source, count, reason in rejects:
+        print(f"Rejected records kept in recon.rejects: {count} from {source} (e.g. {reason})")
     export = Path(last.export_csv).parent
     print(f"Trend chart:    {export / 'trend.png'}")
     print(f"Parquet copy:   {export / 'discrepancies.parquet'}")

@@ -20,6 +20,7 @@ def test_recon_demo_builds_the_world_runs_dagster_and_prints_where_things_are(tm
     assert "[demo 1] building the demo world" in out and "WMS API emulator listening on http://127.0.0.1:" in out
     assert "[1/2] reconciling business date 2026-03-30" in out and "[2/2] 2026-03-31 done" in out
     assert "missed 0, extra 0, wrong amount 0" in out
+    assert "Rejected records kept in recon.rejects: 2 from refund_ledger" in out
     export = tmp_path / "home" / "exports" / "2026-03-31"
     for name in ("discrepancies.csv", "discrepancies.parquet", "trend.png"):
         assert (export / name).exists() and str(export / name) in out
