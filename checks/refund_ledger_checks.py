@@ -19,9 +19,15 @@ REFUND_STATUS_CODES = ("CREATED", "PENDING", "APPROVED", "RELEASED", "CANCELED",
 
 
 def check_refund_lines_unique_credit_note_line(frame: pl.DataFrame) -> CheckOutcome:
+    """One row per (credit note version, order line). raw.refund_lines keeps every version of a
+    credit note, one per ``version_date`` (the reconciliation takes the latest dated <= T, which
+    must be unambiguous); a frame without version columns is checked per credit note."""
+    if "version_date" in frame.columns:
+        columns = ["credit_note_number", "version_date", "order_line_reference"]
+    else:
+        columns = ["credit_note_number", "order_line_reference"]
     return run_expectations(frame, [
-        expect("ExpectCompoundColumnsToBeUnique", column_list=["credit_note_number", "order_line_reference"],
-               label="(credit_note_number, order_line_reference) is unique"),
+        expect("ExpectCompoundColumnsToBeUnique", column_list=columns, label=f"({', '.join(columns)}) is unique"),
     ])
 
 
@@ -53,8 +59,9 @@ def check_refund_lines_known_status(frame: pl.DataFrame) -> CheckOutcome:
 
 @dg.asset_check(
     asset=["raw", "refund_lines"], blocking=True, partitions_def=daily_partitions, pool=WAREHOUSE_POOL,
-    description="BLOCKING: one row per (credit note, order line). A redelivered message loaded twice "
-                "would double-count the refund and raise false DUPLICATE_REFUND / OVER_REFUND.",
+    description="BLOCKING: one row per (credit note, version date, order line). A redelivered message "
+                "loaded twice, or two versions of one credit note with the same date, would double-count the "
+                "refund or make its state at T ambiguous, and raise false DUPLICATE_REFUND / OVER_REFUND.",
 )
 def refund_lines_unique_credit_note_line(context: dg.AssetCheckExecutionContext,
                                          warehouse: WarehouseResource) -> dg.AssetCheckResult:

@@ -1,6 +1,7 @@
 """Refund ledger ingestion: hand-written JSON-lines message files -> raw.refund_lines and recon.rejects."""
 from __future__ import annotations
 
+import gzip
 import json
 from datetime import date, datetime
 from decimal import Decimal
@@ -11,6 +12,7 @@ import duckdb
 import pytest
 
 from assets.sources.refund_ledger import refund_lines
+from checks.refund_ledger_checks import check_refund_lines_unique_credit_note_line
 from pipelines.errors import SourceUnavailable
 from pipelines.resources.refund_ledger import REFUND_METHOD, RefundLedgerResource
 from pipelines.resources.warehouse import WarehouseResource
@@ -89,6 +91,7 @@ FILE2_LINES = [
 ]
 VALID_ROWS = {("CN-1", "2"), ("CN-2", "2"), ("CN-2", "SHIPPING"), ("CN-4", "3"), ("CN-5", "4"), ("CN-6", "5"),
               ("CN-9", "1")}
+ROW_COUNT = len(VALID_ROWS) + 1  # CN-5 has two versions (PENDING, then RELEASED): one row each
 
 
 def write_ledger(directory: Path) -> Path:
@@ -125,19 +128,40 @@ def query(world, sql, params=None):
 
 
 def rows(world, partition=PARTITION):
+    """{(credit note, order line): [its rows, one per version, by version_date]}"""
     cols = ("credit_note_number", "order_line_reference", "order_line", "order_reference", "refund_type",
             "status_code", "status_date", "currency", "refunded_gross", "refunded_net", "refunded_vat",
             "total_gross", "payment_count", "message_id", "source_file", "source_line", "delivery_count",
-            "rma_reference", "credit_note_date")
-    result = query(world, f"SELECT {', '.join(cols)} FROM raw.refund_lines WHERE business_date = $d",
+            "rma_reference", "credit_note_date", "version_key", "version_date")
+    result = query(world, f"SELECT {', '.join(cols)} FROM raw.refund_lines WHERE business_date = $d "
+                          f"ORDER BY credit_note_number, order_line_reference, version_date",
                    {"d": date.fromisoformat(partition)})
-    return {(r[0], r[1]): dict(zip(cols, r)) for r in result}
+    got: dict[tuple[str, str], list[dict]] = {}
+    for r in result:
+        got.setdefault((r[0], r[1]), []).append(dict(zip(cols, r)))
+    return got
+
+
+def one(got, key):
+    """The row of a credit note line that has a single version."""
+    assert len(got[key]) == 1, (key, got[key])
+    return got[key][0]
 
 
 def rejects(world, partition=PARTITION):
     return query(world, "SELECT record_key, reason, payload FROM recon.rejects "
                         "WHERE source = 'refund_ledger' AND business_date = $d ORDER BY record_key",
                  {"d": date.fromisoformat(partition)})
+
+
+def write_lines(path: Path, lines, *, gz: bool = False) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = ("\n".join(lines) + "\n").encode("utf-8")
+    if gz:
+        path.write_bytes(gzip.compress(data))
+    else:
+        path.write_bytes(data)
+    return path
 
 
 def reject_by_prefix(world, prefix):
@@ -152,24 +176,32 @@ def test_every_valid_refund_loads_once(world):
     got = rows(world)
     assert set(got) == VALID_ROWS
     total = query(world, "SELECT count(*) FROM raw.refund_lines")[0][0]
-    assert total == len(VALID_ROWS)
+    assert total == ROW_COUNT
+    assert query(world, "SELECT count(*) FROM raw.refund_lines WHERE version_key IS NULL "
+                        "OR version_date IS NULL")[0][0] == 0
     meta = result.get_asset_materialization_events()[0].event_specific_data.materialization.metadata
-    assert meta["dagster/row_count"].value == len(VALID_ROWS)
+    assert meta["dagster/row_count"].value == ROW_COUNT
 
 
-def test_redelivered_messages_collapse_to_one_row(world):
+def test_redelivered_messages_collapse_and_every_version_is_kept(world):
     materialize(world)
     got = rows(world)
-    cn1 = got[("CN-1", "2")]
+    cn1 = one(got, ("CN-1", "2"))  # identical content: one version
     assert cn1["delivery_count"] == 3  # twice in file 1, once in file 2
-    assert (cn1["source_file"], cn1["source_line"]) == (FILE1, 1)  # ties: the first seen
+    assert (cn1["source_file"], cn1["source_line"]) == (FILE1, 1)  # the first delivery
     assert cn1["refunded_gross"] == Decimal("59.90")  # not 3 x 59.90
-    # CN-5: the later status date wins even though it arrived first
-    cn5 = got[("CN-5", "4")]
-    assert cn5["delivery_count"] == 2
-    assert cn5["status_code"] == "RELEASED" and cn5["status_date"] == datetime(2026, 3, 31, 6, 0)
-    assert cn5["refunded_gross"] == Decimal("40.00") and cn5["message_id"] == "m-5b"
-    assert (cn5["source_file"], cn5["source_line"]) == (FILE1, 8)
+    assert cn1["version_date"] == cn1["status_date"] == datetime(2026, 3, 30, 12, 0)
+    # CN-5: RELEASED (file 1) and the older PENDING (file 2, arrived later) are two versions, each
+    # with its own date; the reconciliation takes the latest one dated <= T
+    pending, released = got[("CN-5", "4")]
+    assert pending["status_code"] == "PENDING" and pending["version_date"] == datetime(2026, 3, 30, 10, 0)
+    assert pending["refunded_gross"] == Decimal("0") and pending["total_gross"] == Decimal("40.00")
+    assert (pending["source_file"], pending["source_line"], pending["message_id"]) == (FILE2, 3, "m-5a")
+    assert released["status_code"] == "RELEASED" and released["version_date"] == datetime(2026, 3, 31, 6, 0)
+    assert released["refunded_gross"] == Decimal("40.00") and released["message_id"] == "m-5b"
+    assert (released["source_file"], released["source_line"]) == (FILE1, 8)
+    assert pending["delivery_count"] == released["delivery_count"] == 1
+    assert pending["version_key"] != released["version_key"]
 
 
 def test_two_credit_notes_on_one_order_line_stay_two(world):
@@ -177,26 +209,28 @@ def test_two_credit_notes_on_one_order_line_stay_two(world):
     got = rows(world)
     on_line_2 = {k for k in got if k[1] == "2"}
     assert on_line_2 == {("CN-1", "2"), ("CN-2", "2")}
-    assert got[("CN-2", "2")]["delivery_count"] == 1
+    assert one(got, ("CN-2", "2"))["delivery_count"] == 1
 
 
 def test_amounts_shipping_and_repeated_order_items(world):
     materialize(world)
     got = rows(world)
-    shipping = got[("CN-2", "SHIPPING")]
+    shipping = one(got, ("CN-2", "SHIPPING"))
     assert (shipping["refunded_gross"], shipping["refunded_net"], shipping["refunded_vat"]) == \
         (Decimal("4.99"), Decimal("4.19"), Decimal("0.80"))
-    cn4 = got[("CN-4", "3")]  # the same order item listed twice: one row with the sums
+    cn4 = one(got, ("CN-4", "3"))  # the same order item listed twice: one row with the sums
     assert cn4["refunded_gross"] == Decimal("12.50")   # 10.00 + 2.50 REFUNDED, the PENDING 5.00 not
     assert cn4["refunded_net"] == Decimal("10.50") and cn4["refunded_vat"] == Decimal("2.00")
     assert cn4["total_gross"] == Decimal("17.50")
     assert cn4["payment_count"] == 3
     assert cn4["order_line"] == "L-3" and cn4["currency"] is None
-    assert got[("CN-1", "2")]["credit_note_date"] == datetime(2026, 3, 30, 11, 0)
-    assert got[("CN-9", "1")]["rma_reference"] is None and got[("CN-9", "1")]["refund_type"] == "Appeasement"
+    assert one(got, ("CN-1", "2"))["credit_note_date"] == datetime(2026, 3, 30, 11, 0)
+    cn9 = one(got, ("CN-9", "1"))
+    assert cn9["rma_reference"] is None and cn9["refund_type"] == "Appeasement"
     types = dict(query(world, "SELECT column_name, data_type FROM information_schema.columns "
                               "WHERE table_name = 'refund_lines'"))
-    assert types["refunded_gross"] == "DECIMAL(18,2)" and types["total_gross"] == "DECIMAL(18,2)"
+    assert {types[c] for c in ("refunded_gross", "refunded_net", "refunded_vat", "total_gross")} == \
+        {"DECIMAL(38,10)"}
 
 
 def test_bad_lines_are_rejected_with_file_line_and_reason(world):
@@ -219,8 +253,8 @@ def test_bad_lines_are_rejected_with_file_line_and_reason(world):
     assert "invalid JSON" in reason and len(payload) == 2000
     assert len(rejects(world)) == 7
     # the first CN-6 delivery is the one kept
-    assert rows(world)[("CN-6", "5")]["refunded_gross"] == Decimal("20.00")
-    assert rows(world)[("CN-6", "5")]["delivery_count"] == 1
+    assert one(rows(world), ("CN-6", "5"))["refunded_gross"] == Decimal("20.00")
+    assert one(rows(world), ("CN-6", "5"))["delivery_count"] == 1
     meta = result.get_asset_materialization_events()[0].event_specific_data.materialization.metadata
     assert meta["rejects"].value == 7
 
@@ -230,8 +264,10 @@ def test_other_methods_are_ignored_and_counted(world):
     meta = result.get_asset_materialization_events()[0].event_specific_data.materialization.metadata
     assert meta["ignored_other_methods"].value == 2
     assert meta["files_read"].value == 2
-    assert meta["duplicates_collapsed"].value == 3   # CN-1 twice, CN-5 once
+    assert meta["files_skipped"].value == 1  # README.txt
+    assert meta["duplicates_collapsed"].value == 2   # CN-1 twice (the stale CN-5 is a version of its own)
     assert meta["credit_notes"].value == 6  # CN-1, 2, 4, 5, 6, 9
+    assert meta["versions"].value == 7      # CN-5 twice
     assert meta["lines_read"].value == len(FILE1_LINES) + len(FILE2_LINES)
     assert meta["messages"].value == len(FILE1_LINES) + len(FILE2_LINES) - 3  # 2 malformed, 1 blank
     assert meta["refund_messages"].value == meta["messages"].value - 2
@@ -247,7 +283,7 @@ def test_rerun_replaces_and_other_dates_are_separate(world):
     assert sorted(map(repr, query(world, "SELECT * FROM recon.rejects ORDER BY ALL"))) == first_rejects
     materialize(world, partition=OTHER_PARTITION)
     per_date = dict(query(world, "SELECT business_date, count(*) FROM raw.refund_lines GROUP BY ALL"))
-    assert per_date == {date(2026, 3, 31): len(VALID_ROWS), date(2026, 3, 30): len(VALID_ROWS)}
+    assert per_date == {date(2026, 3, 31): ROW_COUNT, date(2026, 3, 30): ROW_COUNT}
     assert len(rejects(world, OTHER_PARTITION)) == len(rejects(world, PARTITION)) == 7
     # a new delivery file: the next run of the same date sees it, without duplicating anything
     (world["ledger"] / "2026-04-01.jsonl").write_text(CN1 + "\n" + refund("CN-10", "1002", [
@@ -255,9 +291,9 @@ def test_rerun_replaces_and_other_dates_are_separate(world):
     materialize(world)
     got = rows(world)
     assert set(got) == VALID_ROWS | {("CN-10", "3")}
-    assert got[("CN-1", "2")]["delivery_count"] == 4
+    assert one(got, ("CN-1", "2"))["delivery_count"] == 4
     assert query(world, "SELECT count(*) FROM raw.refund_lines WHERE business_date = $d",
-                 {"d": date(2026, 3, 31)})[0][0] == len(VALID_ROWS) + 1
+                 {"d": date(2026, 3, 31)})[0][0] == ROW_COUNT + 1
 
 
 def test_staff_user_names_are_never_kept(world):
@@ -308,30 +344,34 @@ def test_frame_columns_match_the_raw_table(world, tmp_path):
 
 def test_status_date_ordering_and_edge_messages(tmp_path):
     ledger = tmp_path / "ledger"
-    ledger.mkdir()
     undated = refund("CN-A", "1", [line("1", payment("1.00", "1.00", "0.00"))], status="PENDING", status_date=None)
     dated = refund("CN-A", "1", [line("1", payment("2.00", "2.00", "0.00"))], status="RELEASED",
                    status_date="2026-03-01T00:00:00Z", msg_id="dated")
-    (ledger / "a.jsonl").write_text("\n".join([
-        undated,                                                         # 1
-        dated,                                                           # 2 a status date beats none
-        undated,                                                         # 3 stale: counted, not kept
+    write_lines(ledger / "a.jsonl", [
+        undated,                                                         # 1 version dated credit_note_date
+        dated,                                                           # 2 another version
+        undated,                                                         # 3 identical to 1: collapsed
         json.dumps({"jsonrpc": "2.0", "id": "x", "method": REFUND_METHOD, "params": {}}),   # 4 no refund
         json.dumps([1, 2, 3]),                                           # 5 not a message
-        refund("CN-B", "1", [line("1", payment("1.005", "1.00", "0.005"))]),               # 6 3 decimals
+        refund("CN-B", "1", [line("1", payment("1.005", "1.00", "0.005"))]),               # 6 3 decimals: fine
         refund("CN-C", "1", [line("1", payment(None, "1.00", "0.00"))]),                    # 7 missing gross
         refund("CN-D", "1", []),                                         # 8 no lines
-    ]) + "\n")
+    ])
     read = RefundLedgerResource(path=str(ledger)).read_ledger()
-    frame = read.refund_lines
-    assert frame.height == 1
-    row = frame.row(0, named=True)
-    assert row["credit_note_number"] == "CN-A" and row["message_id"] == "dated" and row["delivery_count"] == 3
-    assert row["refunded_gross"] == Decimal("2.00") and row["source_line"] == 2
+    frame = read.refund_lines.sort("credit_note_number", "version_date")
+    assert frame.height == 3
+    dated_row, undated_row, cn_b = frame.rows(named=True)
+    assert dated_row["credit_note_number"] == "CN-A" and dated_row["message_id"] == "dated"
+    assert dated_row["version_date"] == datetime(2026, 3, 1) and dated_row["delivery_count"] == 1
+    assert dated_row["refunded_gross"] == Decimal("2.00") and dated_row["source_line"] == 2
+    assert undated_row["credit_note_number"] == "CN-A" and undated_row["status_date"] is None
+    assert undated_row["version_date"] == datetime(2026, 3, 30, 11, 0)  # its credit_note_date
+    assert undated_row["delivery_count"] == 2 and undated_row["source_line"] == 1
+    assert cn_b["credit_note_number"] == "CN-B" and cn_b["refunded_vat"] == Decimal("0.005")
     reasons = dict(zip(read.rejects["record_key"], read.rejects["reason"]))
     assert reasons["a.jsonl:4"] == "message has no params.refund object"
     assert "not a JSON-RPC message" in reasons["a.jsonl:5"]
-    assert "more than 2 decimal places" in reasons["a.jsonl:6:CN-B"]
     assert "missing amount" in reasons["a.jsonl:7:CN-C"] and "cost_gross" in reasons["a.jsonl:7:CN-C"]
     assert reasons["a.jsonl:8:CN-D"] == "refund has no lines"
-    assert read.stats.duplicates_collapsed == 2 and read.stats.rejects == 5
+    assert read.stats.duplicates_collapsed == 1 and read.stats.rejects == 4
+    assert read.stats.credit_notes == 2 and read.stats.versions == 3
