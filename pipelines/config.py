@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ RULES = (
     "DUPLICATE_REFUND", "OVER_REFUND", "REFUND_WITHOUT_RECEIPT", "REFUND_FOR_DAMAGED_GOODS",
     "RECEIVED_NOT_REFUNDED", "QUANTITY_MISMATCH", "RMA_NOT_RECEIVED", "STATUS_MISMATCH",
     "ORPHAN_WMS_RETURN", "REFERENCE_MISMATCH", "RESTOCK_MISMATCH", "ORPHAN_REFUND",
-    "UNSYNCED_STOCK_ADJUSTMENT",
+    "UNSYNCED_STOCK_ADJUSTMENT", "REFUND_CURRENCY_MISMATCH",
 )
 SEVERITIES = ("HIGH", "MEDIUM", "LOW")
 CANONICAL_STATUSES = ("REQUESTED", "AUTHORIZED", "COMPLETED", "REJECTED", "CANCELED")
@@ -47,11 +48,17 @@ class ReconConfig:
     def threshold(self, name: str) -> float:
         return self.thresholds[name]
 
+    @property
+    def amount_tolerance(self) -> Decimal:
+        """The money tolerance as an exact decimal (the YAML text, not its binary float)."""
+        return _decimal(self.raw["thresholds"]["amount_tolerance"])
+
     def sql_params(self) -> dict[str, Any]:
         """Named parameters every rule SQL file may use."""
         t = self.thresholds
         return {
-            "amount_tolerance": float(t["amount_tolerance"]),
+            # money thresholds reach SQL as DECIMAL, never DOUBLE: 0.01 over is within 0.01
+            "amount_tolerance": self.amount_tolerance,
             "refund_sla_days": int(t["refund_sla_days"]),
             "transit_days": int(t["transit_days"]),
             "status_lag_days": int(t["status_lag_days"]),
@@ -131,6 +138,14 @@ def load_config(path: str | Path | None = None) -> ReconConfig:
         schedule_timezone=str(schedule.get("timezone", "UTC")),
         raw=raw,
     )
+
+
+def _decimal(value: Any) -> Decimal:
+    """A YAML number as the decimal it was written as (0.01 -> Decimal('0.01'))."""
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        raise ConfigError(f"not a decimal number: {value!r}") from None
 
 
 def _deep_merge(base: dict, override: dict) -> dict:
