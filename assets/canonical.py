@@ -10,7 +10,14 @@ from pipelines.resources.warehouse import WarehouseResource
 CORE_ASSETS = {
     "order_lines": (
         [["raw", "oc_order_lines"], ["raw", "oc_orders"]],
-        "Storefront order lines with the gross unit price in the order's currency ((price + tax) x rate).",
+        "Storefront order lines as the rules see them: one per order and SKU (size/colour variants of one "
+        "SKU are one line), with the gross unit price in the order's currency ((price + tax) x rate).",
+    ),
+    "data_issues": (
+        [["raw", "oc_returns"], ["raw", "oc_return_history"], ["raw", "oc_order_lines"], ["raw", "refund_lines"],
+         ["raw", "wms_returns"], ["raw", "wms_probed_returns"], ["raw", "wms_stock_adjustments"]],
+        "Records that failed validation (recon.rejects), per order, RMA or warehouse return they name: the "
+        "rules leave those grains unjudged rather than judge them as if the record did not exist.",
     ),
     "rma_lines": (
         [["raw", "oc_returns"], ["raw", "oc_return_history"], ["core", "order_lines"]],
@@ -26,9 +33,9 @@ CORE_ASSETS = {
         "Every returned unit with its inspection grade at the end of the business date.",
     ),
     "refund_lines": (
-        [["raw", "refund_lines"], ["raw", "oc_orders"]],
-        "Refunds per credit note and order line dated by the end of the business date; "
-        "'money out' means released and paid.",
+        [["raw", "refund_lines"], ["raw", "oc_orders"], ["raw", "oc_order_lines"], ["core", "order_lines"]],
+        "Refunds per credit note and order line, each credit note as it stood at the end of the business "
+        "date (its latest version by then); 'money out' means released and paid.",
     ),
     "stock_adjustment_lines": (
         [["raw", "wms_stock_adjustments"], ["raw", "wms_stock_adjustment_lines"], ["core", "wms_returns"]],

@@ -27,7 +27,7 @@ def rma_matches(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
 
 
 @dg.asset(key=["recon", "order_line_positions"],
-          deps=[["recon", "rma_matches"], ["core", "order_lines"], ["core", "refund_lines"]],
+          deps=[["recon", "rma_matches"], ["core", "order_lines"], ["core", "refund_lines"], ["core", "data_issues"]],
           description="Per order line: units requested, received, accepted and damaged, and money refunded - "
                       "the figures the refund rules compare.", **COMMON)
 def order_line_positions(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
@@ -40,7 +40,7 @@ def order_line_positions(context: dg.AssetExecutionContext, warehouse: Warehouse
 
 @dg.asset(key=["recon", "discrepancy_detections"],
           deps=[["recon", "order_line_positions"], ["recon", "rma_matches"], ["core", "stock_levels"],
-                ["core", "stock_adjustment_lines"], ["core", "refund_lines"]],
+                ["core", "stock_adjustment_lines"], ["core", "refund_lines"], ["core", "data_issues"]],
           description="Every discrepancy each rule found on the business date (one SQL file per rule in sql/rules/).",
           **COMMON)
 def discrepancy_detections(context: dg.AssetExecutionContext, warehouse: WarehouseResource,

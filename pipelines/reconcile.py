@@ -17,7 +17,7 @@ from pipelines.partitions import as_of
 from pipelines.resources.warehouse import run_sql, run_sql_file
 from pipelines.settings import SQL_DIR
 
-CORE_TABLES = ("order_lines", "rma_lines", "wms_returns", "wms_return_units", "refund_lines",
+CORE_TABLES = ("order_lines", "data_issues", "rma_lines", "wms_returns", "wms_return_units", "refund_lines",
                "stock_adjustment_lines", "stock_levels")
 RULE_COLUMNS = ("order_reference, order_line_reference, rma_reference, return_reference, tracking_id, sku, "
                 "refund_reference, quantity_gap, amount_at_risk, currency, details")
@@ -96,7 +96,7 @@ rates AS (
 converted AS (
     SELECT t.business_date, t.rule, t.discrepancy_id,
            CASE WHEN t.currency IS NULL OR t.currency = $store_currency THEN t.amount_at_risk
-                ELSE t.amount_at_risk / coalesce(nullif(r.rate, 0), 1) END AS amount
+                ELSE coalesce(div_half_up_8(t.amount_at_risk, r.rate), t.amount_at_risk) END AS amount
     FROM recon.discrepancy_detections t LEFT JOIN rates r USING (currency)
 )"""
 

@@ -1,6 +1,11 @@
--- core.rma_lines: storefront RMAs existing at T with their canonical status as of T (from the
--- return history), the current AUTHORIZED spell, the action and the latest tracking number.
--- Names map through the configured maps (temp tables cfg_status_map / cfg_action_map).
+-- core.rma_lines: storefront RMAs existing at T with their canonical status as of T (the latest
+-- return history row dated <= T; the RMA's own status when no row is), the current AUTHORIZED
+-- spell, the action and the latest tracking number noted by T. Names map through the configured
+-- maps (temp tables cfg_status_map / cfg_action_map); a name the map does not know gives a null
+-- status (or action_known = false): the RMA still matches and counts as requested, only the
+-- rules that need its canonical status skip it. An RMA belongs to the order line of its order
+-- and model (case-insensitive, surrounding spaces ignored, as MySQL compares), whatever its
+-- product_id says (0 when the customer typed the model, or a product re-created since).
 INSERT INTO core.rma_lines
 WITH history AS (
     SELECT h.return_id, h.date_added, h.return_history_id, h.tracking_id,
@@ -12,10 +17,11 @@ WITH history AS (
 ordered AS (
     SELECT *,
            row_number() OVER (PARTITION BY return_id ORDER BY date_added DESC, return_history_id DESC) AS rn,
-           -- spells: a new one starts at each change of canonical status
-           sum(CASE WHEN status IS DISTINCT FROM prev_status THEN 1 ELSE 0 END)
+           -- spells: a new one starts at each change of canonical status (an unknown one included)
+           sum(CASE WHEN rn_asc = 1 OR status IS DISTINCT FROM prev_status THEN 1 ELSE 0 END)
                OVER (PARTITION BY return_id ORDER BY date_added, return_history_id) AS spell
-    FROM (SELECT *, lag(status) OVER (PARTITION BY return_id ORDER BY date_added, return_history_id) AS prev_status
+    FROM (SELECT *, lag(status) OVER (PARTITION BY return_id ORDER BY date_added, return_history_id) AS prev_status,
+                 row_number() OVER (PARTITION BY return_id ORDER BY date_added, return_history_id) AS rn_asc
           FROM history)
 ),
 latest AS (SELECT * FROM ordered WHERE rn = 1),
@@ -29,39 +35,43 @@ tracking AS (
     FROM history WHERE tracking_id IS NOT NULL
     GROUP BY return_id
 ),
--- The RMA's order line: same order and product; when the RMA has no product id, same SKU.
--- (Two equality joins, not one join with OR: that would be a nested loop.)
-lines_by_product AS (
-    SELECT order_reference, product_id, min(order_line_reference) AS order_line_reference
-    FROM core.order_lines WHERE business_date = $business_date GROUP BY ALL
+lines AS (
+    SELECT order_reference, sku_key, sku, order_line_reference
+    FROM core.order_lines WHERE business_date = $business_date
 ),
-lines_by_sku AS (
-    SELECT order_reference, sku, min(order_line_reference) AS order_line_reference
-    FROM core.order_lines WHERE business_date = $business_date GROUP BY ALL
+rmas AS (
+    SELECT r.*,
+           l.return_id IS NOT NULL AS has_history,
+           l.return_status_name AS history_status_name, l.status AS history_status,
+           ss.since, t.tracking_id,
+           cs.canonical AS own_status, am.canonical AS action
+    FROM raw.oc_returns r
+    LEFT JOIN latest l ON l.return_id = r.return_id
+    LEFT JOIN spell_start ss ON ss.return_id = r.return_id
+    LEFT JOIN tracking t ON t.return_id = r.return_id
+    LEFT JOIN cfg_status_map cs ON cs.name = lower(trim(r.return_status_name))
+    LEFT JOIN cfg_action_map am ON am.name = lower(trim(r.return_action_name))
+    WHERE r.business_date = $business_date AND r.date_added <= $as_of
 )
 SELECT
     $business_date,
+    'opencart',
     'RMA-' || r.return_id,
     r.return_id,
     CAST(r.order_id AS VARCHAR),
-    coalesce(lp.order_line_reference,
-             CASE WHEN coalesce(r.product_id, 0) = 0 THEN ls.order_line_reference END),
-    r.model,
+    ol.order_line_reference,
+    coalesce(ol.sku, trim(r.model)),
+    lower(trim(r.model)),
     r.quantity,
-    coalesce(l.return_status_name, r.return_status_name),
-    coalesce(l.status, cs.canonical),
-    coalesce(ss.since, r.date_added),
-    CASE WHEN coalesce(l.status, cs.canonical) = 'AUTHORIZED' THEN coalesce(ss.since, r.date_added) END,
+    CASE WHEN r.has_history THEN r.history_status_name ELSE r.return_status_name END,
+    CASE WHEN r.has_history THEN r.history_status ELSE r.own_status END,
+    CASE WHEN r.has_history THEN r.since ELSE r.date_added END,
+    CASE WHEN (CASE WHEN r.has_history THEN r.history_status ELSE r.own_status END) = 'AUTHORIZED'
+         THEN (CASE WHEN r.has_history THEN r.since ELSE r.date_added END) END,
     r.return_action_name,
-    am.canonical,
-    t.tracking_id,
+    r.action,
+    coalesce(r.return_action_id, 0) = 0 OR r.action IS NOT NULL,
+    r.tracking_id,
     r.date_added
-FROM raw.oc_returns r
-LEFT JOIN latest l ON l.return_id = r.return_id
-LEFT JOIN spell_start ss ON ss.return_id = r.return_id
-LEFT JOIN tracking t ON t.return_id = r.return_id
-LEFT JOIN cfg_status_map cs ON cs.name = lower(trim(r.return_status_name))
-LEFT JOIN cfg_action_map am ON am.name = lower(trim(r.return_action_name))
-LEFT JOIN lines_by_product lp ON lp.order_reference = CAST(r.order_id AS VARCHAR) AND lp.product_id = r.product_id
-LEFT JOIN lines_by_sku ls ON ls.order_reference = CAST(r.order_id AS VARCHAR) AND ls.sku = r.model
-WHERE r.business_date = $business_date AND r.date_added <= $as_of;
+FROM rmas r
+LEFT JOIN lines ol ON ol.order_reference = CAST(r.order_id AS VARCHAR) AND ol.sku_key = lower(trim(r.model));

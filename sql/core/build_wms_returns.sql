@@ -1,5 +1,7 @@
--- core.wms_returns: one row per WMS return existing at T (createdAt <= T), the latest version
--- known by D (polled or found by a tracking probe), with its state as of T from the timestamps.
+-- core.wms_returns: one row per WMS return existing at T (createdAt <= T), with its state as of T
+-- from the timestamps. Of the versions fetched by D (polled or found by a tracking probe) it is
+-- the latest one updated by T; when every version was updated after T (a backfill, or a record
+-- first fetched later), the earliest one, read as of T (its later timestamps and grades ignored).
 INSERT INTO core.wms_returns
 WITH versions AS (
     SELECT return_reference, order_reference, tracking_id, state, created_at, arrived_at, completed_at,
@@ -13,7 +15,9 @@ WITH versions AS (
 latest AS (
     SELECT * FROM versions
     QUALIFY row_number() OVER (PARTITION BY return_reference
-                               ORDER BY updated_at DESC, fetched_on DESC, fetched_via) = 1
+                               ORDER BY updated_at <= $as_of DESC,
+                                        CASE WHEN updated_at <= $as_of THEN updated_at END DESC,
+                                        updated_at, fetched_on DESC, fetched_via) = 1
 )
 SELECT
     $business_date,

@@ -1,20 +1,32 @@
 -- ORPHAN_WMS_RETURN (WMS return): no RMA line matches it. Amount: the unit gross of its
--- (non-Missing) units when the order line is known, else 0.
+-- (non-Missing) units when the order line (order + SKU) is known, else 0. A return of an order
+-- named by a rejected record, or whose reference is that of a rejected RMA, is not judged (its
+-- RMA may be the record that failed validation).
+WITH units AS (
+    SELECT u.return_reference, u.line_item_reference, u.sku, u.state, l.unit_gross, l.currency,
+           l.order_reference AS known_order
+    FROM core.wms_return_units u
+    JOIN core.wms_returns w ON w.business_date = $business_date AND w.return_reference = u.return_reference
+    LEFT JOIN core.order_lines l
+           ON l.business_date = $business_date AND l.order_reference = w.order_reference AND l.sku = u.sku
+    WHERE u.business_date = $business_date
+)
 SELECT
     'wms_return:' || w.return_reference AS grain_key,
     w.order_reference, NULL AS order_line_reference, NULL AS rma_reference, w.return_reference,
     w.tracking_id, NULL AS sku, NULL AS refund_reference,
     CAST(count(u.line_item_reference) FILTER (WHERE u.state <> 'Missing') AS INTEGER) AS quantity_gap,
-    coalesce(sum(l.unit_gross) FILTER (WHERE u.state <> 'Missing'), 0) AS amount_at_risk,
-    any_value(l.currency) AS currency,
-    json_object('wms_state', w.state, 'order_known', bool_or(l.order_line_reference IS NOT NULL),
+    coalesce(sum(u.unit_gross) FILTER (WHERE u.state <> 'Missing'), 0) AS amount_at_risk,
+    any_value(u.currency) AS currency,
+    json_object('wms_state', w.state, 'order_known', bool_or(u.known_order IS NOT NULL),
                 'units', count(u.line_item_reference),
                 'skus', string_agg(DISTINCT u.sku, ',' ORDER BY u.sku)) AS details
 FROM core.wms_returns w
-LEFT JOIN core.wms_return_units u ON u.business_date = $business_date AND u.return_reference = w.return_reference
-LEFT JOIN core.order_lines l
-       ON l.business_date = $business_date AND l.order_reference = w.order_reference AND l.sku = u.sku
+LEFT JOIN units u ON u.return_reference = w.return_reference
 WHERE w.business_date = $business_date
   AND NOT EXISTS (SELECT 1 FROM recon.rma_matches m
                   WHERE m.business_date = $business_date AND m.return_reference = w.return_reference)
+  AND NOT EXISTS (SELECT 1 FROM core.data_issues i
+                  WHERE i.business_date = $business_date
+                    AND (i.order_reference = w.order_reference OR i.rma_reference = w.return_reference))
 GROUP BY w.return_reference, w.order_reference, w.tracking_id, w.state

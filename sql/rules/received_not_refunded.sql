@@ -1,8 +1,9 @@
 -- RECEIVED_NOT_REFUNDED (order line): accepted units > refunded units, the matched WMS return
 -- has been Completed for more than refund_sla_days (the latest completion among the matched
--- returns), and no RMA of the line settles it otherwise (Replacement Sent / Credit Issued).
+-- returns), and no RMA of the line settles it otherwise (Replacement Sent / Credit Issued); a line
+-- whose RMA action the map does not know is not judged.
 SELECT
-    'order_line:' || order_line_reference AS grain_key,
+    'order_line:' || order_reference || '|' || coalesce(sku_key, '') AS grain_key,
     order_reference, order_line_reference, rma_references AS rma_reference, matched_returns AS return_reference,
     NULL AS tracking_id, sku, credit_notes AS refund_reference,
     accepted_units - refunded_units AS quantity_gap,
@@ -13,7 +14,9 @@ SELECT
                 'latest_completed_at', latest_completed_at, 'refund_sla_days', $refund_sla_days) AS details
 FROM recon.order_line_positions
 WHERE business_date = $business_date
+  AND unjudged_reason IS NULL
   AND accepted_units > refunded_units
   AND completed_return_count > 0
   AND latest_completed_at < $as_of - to_days(CAST($refund_sla_days AS INTEGER))
   AND NOT has_non_refund_action
+  AND NOT has_unknown_action

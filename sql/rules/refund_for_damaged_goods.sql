@@ -2,7 +2,7 @@
 -- refund covers units the warehouse graded Damaged (units still waiting for inspection do
 -- not count as damaged).
 SELECT
-    'order_line:' || order_line_reference AS grain_key,
+    'order_line:' || order_reference || '|' || coalesce(sku_key, '') AS grain_key,
     order_reference, order_line_reference, rma_references AS rma_reference, matched_returns AS return_reference,
     NULL AS tracking_id, sku, credit_notes AS refund_reference,
     refunded_units - (received_units - damaged_units) AS quantity_gap,
@@ -12,5 +12,6 @@ SELECT
                 'damaged_units', damaged_units, 'unit_gross', unit_gross) AS details
 FROM recon.order_line_positions
 WHERE business_date = $business_date
+  AND unjudged_reason IS NULL
   AND received_units >= refunded_units
   AND refunded_units > received_units - damaged_units

@@ -1,7 +1,7 @@
 -- REFUND_WITHOUT_RECEIPT (order line): refunded units > received units (money out, goods not
 -- in the warehouse).
 SELECT
-    'order_line:' || order_line_reference AS grain_key,
+    'order_line:' || order_reference || '|' || coalesce(sku_key, '') AS grain_key,
     order_reference, order_line_reference, rma_references AS rma_reference, matched_returns AS return_reference,
     NULL AS tracking_id, sku, credit_notes AS refund_reference,
     refunded_units - received_units AS quantity_gap,
@@ -12,4 +12,5 @@ SELECT
                 'matched_returns', matched_returns) AS details
 FROM recon.order_line_positions
 WHERE business_date = $business_date
+  AND unjudged_reason IS NULL
   AND refunded_units > received_units

@@ -1,6 +1,7 @@
 -- RESTOCK_MISMATCH (WMS return x SKU): Completed for more than restock_lag_days and the net
 -- units restocked by adjustments tagged with the return differ from its Undamaged units of
 -- that SKU (a missing restock, or damaged goods put back on sale). gap = restocked - undamaged.
+-- A return named by a rejected stock adjustment (its tag) is not judged.
 WITH undamaged AS (
     SELECT return_reference, sku, count(*) FILTER (WHERE state = 'Undamaged') AS units
     FROM core.wms_return_units WHERE business_date = $business_date
@@ -36,3 +37,6 @@ LEFT JOIN core.order_lines l
 WHERE w.state = 'Completed'
   AND w.completed_at < $as_of - to_days(CAST($restock_lag_days AS INTEGER))
   AND p.restocked <> p.undamaged
+  AND NOT EXISTS (SELECT 1 FROM core.data_issues i
+                  WHERE i.business_date = $business_date AND i.source = 'wms_stock_adjustments'
+                    AND i.return_reference = w.return_reference)

@@ -1,6 +1,8 @@
 -- STATUS_MISMATCH (RMA line): a matched WMS return Completed for more than status_lag_days
 -- while the RMA is still REQUESTED/AUTHORIZED (kind wms_completed_rma_open), or the RMA is
 -- COMPLETED while no matched WMS return is Completed (kind rma_completed_wms_not_completed).
+-- An RMA whose status the map does not know is not judged (status is null), nor one of an
+-- order, or with a reference, named by a rejected record (core.data_issues).
 WITH m AS (
     SELECT m.rma_reference,
            string_agg(m.return_reference, ',' ORDER BY m.return_reference) AS returns,
@@ -23,8 +25,13 @@ SELECT
 FROM core.rma_lines r
 LEFT JOIN m ON m.rma_reference = r.rma_reference
 LEFT JOIN core.order_lines l
-       ON l.business_date = $business_date AND l.order_line_reference = r.order_line_reference
+       ON l.business_date = $business_date AND l.order_reference = r.order_reference AND l.sku_key = r.sku_key
 WHERE r.business_date = $business_date
+  AND NOT EXISTS (
+      SELECT 1 FROM core.data_issues i
+      WHERE i.business_date = $business_date
+        AND (i.order_reference = r.order_reference OR i.rma_reference = r.rma_reference
+             OR i.return_reference = r.rma_reference))
   AND ((r.status IN ('REQUESTED', 'AUTHORIZED')
         AND m.latest_completed_at < $as_of - to_days(CAST($status_lag_days AS INTEGER)))
     OR (r.status = 'COMPLETED' AND coalesce(m.completed, 0) = 0))

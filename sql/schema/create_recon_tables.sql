@@ -17,8 +17,9 @@ CREATE TABLE IF NOT EXISTS recon.rma_matches (
 CREATE TABLE IF NOT EXISTS recon.order_line_positions (
     business_date DATE NOT NULL,
     order_reference VARCHAR NOT NULL,
-    order_line_reference VARCHAR NOT NULL,
+    order_line_reference VARCHAR NOT NULL,   -- the order line's order_product_ids
     sku VARCHAR,
+    sku_key VARCHAR,
     currency VARCHAR,
     unit_gross DECIMAL(24,8),
     ordered_quantity INTEGER,
@@ -31,11 +32,13 @@ CREATE TABLE IF NOT EXISTS recon.order_line_positions (
     received_units INTEGER,
     accepted_units INTEGER,
     damaged_units INTEGER,
-    refunded_amount DECIMAL(18,2),
+    refunded_amount DECIMAL(38,10),
     credit_note_count INTEGER,
     credit_notes VARCHAR,
     refunded_units INTEGER,
-    has_non_refund_action BOOLEAN
+    has_non_refund_action BOOLEAN,
+    has_unknown_action BOOLEAN,              -- a live RMA's action name is not in the map
+    unjudged_reason VARCHAR                  -- set when a rejected record names the order: rules skip the line
 );
 
 -- Every detection of every run: the history the discrepancy lifecycle is derived from.
