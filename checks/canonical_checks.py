@@ -48,9 +48,8 @@ def _coverage(frame: pl.DataFrame, known: pl.Series, key: pl.Expr, threshold: fl
 # --------------------------------------------------------------------------- core/order_lines
 
 def check_order_lines_unique_reference(frame: pl.DataFrame) -> CheckOutcome:
-    return run_expectations(frame, [
-        expect("ExpectColumnValuesToBeUnique", column="order_line_reference",
-               label="order_line_reference is unique"),
+    return run_expectations(frame.with_columns(_key=_key("order_reference", "sku_key")), [
+        expect("ExpectColumnValuesToBeUnique", column="_key", label="order x SKU is unique"),
     ])
 
 
@@ -64,8 +63,8 @@ def check_order_lines_unit_gross_positive(frame: pl.DataFrame) -> CheckOutcome:
 
 @dg.asset_check(
     asset=["core", "order_lines"], blocking=True, partitions_def=daily_partitions, pool=WAREHOUSE_POOL,
-    description="BLOCKING: one row per order line (order_product_id). A duplicate would double the "
-                "line's refunds, RMAs and units in every order-line rule.",
+    description="BLOCKING: one row per order line of the rules (order x SKU; option variants are one line). "
+                "A duplicate would double the line's refunds, RMAs and units in every order-line rule.",
 )
 def order_lines_unique_reference(context: dg.AssetCheckExecutionContext,
                                  warehouse: WarehouseResource) -> dg.AssetCheckResult:
@@ -90,32 +89,28 @@ def order_lines_unit_gross_positive(context: dg.AssetCheckExecutionContext,
 
 # --------------------------------------------------------------------------- core/refund_lines
 
-def check_refund_lines_order_line_coverage(refund_lines: pl.DataFrame, order_lines: pl.DataFrame,
+def check_refund_lines_order_line_coverage(refund_lines: pl.DataFrame,
                                            threshold: float = DEFAULT_MIN_COVERAGE) -> CheckOutcome:
-    """Share of money-out refund lines (not SHIPPING) whose order line (order reference + order
-    line reference, as ORPHAN_REFUND joins) is in core.order_lines >= threshold. The failing rows
+    """Share of money-out refund lines (not SHIPPING) whose order line exists (an oc_order_product
+    row of that order, as ORPHAN_REFUND reads it: ``sku_key`` set) >= threshold. The failing rows
     are a sample of the refund lines whose order line is missing."""
     judged = refund_lines.filter(pl.col("is_money_out").fill_null(False)
                                  & (pl.col("order_line_reference") != "SHIPPING"))
-    known = order_lines.select(_key("order_reference", "order_line_reference").alias("k"))["k"]
-    return _coverage(judged, known, _key("order_reference", "order_line_reference"), threshold,
+    return _coverage(judged, pl.Series([True]), pl.col("sku_key").is_not_null(), threshold,
                      f"money-out refund lines whose order line exists (at least {threshold:.0%})", "refund_lines")
 
 
 @dg.asset_check(
     asset=["core", "refund_lines"], blocking=False, partitions_def=daily_partitions, pool=WAREHOUSE_POOL,
-    additional_deps=[["core", "order_lines"]],
     description="WARN (not blocking): at least 95% (thresholds.min_reference_coverage) of the money-out "
-                "refund lines (SHIPPING excluded) name an order line present in core.order_lines. "
+                "refund lines (SHIPPING excluded) name an order line the storefront has. "
                 "Metadata: the share and a sample of the refund lines whose order line is missing.",
 )
 def refund_lines_order_line_coverage(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource,
                                      recon_config: ReconConfigResource) -> dg.AssetCheckResult:
     d = business_date_of(context)
     outcome = check_refund_lines_order_line_coverage(
-        read_partition(warehouse, "core.refund_lines", d),
-        read_partition(warehouse, "core.order_lines", d, ["order_reference", "order_line_reference"]),
-        min_coverage(recon_config))
+        read_partition(warehouse, "core.refund_lines", d), min_coverage(recon_config))
     return to_check_result(outcome, blocking=False, business_date=d.isoformat())
 
 
@@ -174,6 +169,8 @@ def check_rma_lines_unique_reference(frame: pl.DataFrame) -> CheckOutcome:
 
 
 def check_rma_lines_canonical_status(frame: pl.DataFrame) -> CheckOutcome:
+    frame = frame.select("rma_reference", "status_name", "status", *(c for c in ("action_name", "action_known")
+                                                                      if c in frame.columns))
     return run_expectations(frame, [
         expect("ExpectColumnValuesToNotBeNull", column="status", label="status is set"),
         expect("ExpectColumnValuesToBeInSet", column="status", value_set=list(CANONICAL_STATUSES),
@@ -193,16 +190,68 @@ def rma_lines_unique_reference(context: dg.AssetCheckExecutionContext,
 
 
 @dg.asset_check(
-    asset=["core", "rma_lines"], blocking=True, partitions_def=daily_partitions, pool=WAREHOUSE_POOL,
-    description="BLOCKING: every RMA line's status as of T is a canonical status (REQUESTED / AUTHORIZED / "
-                "COMPLETED / REJECTED / CANCELED). A missing or other value (a storefront status the map "
-                "does not know) would drop the RMA from the requested units and the status rules.",
+    asset=["core", "rma_lines"], blocking=False, partitions_def=daily_partitions, pool=WAREHOUSE_POOL,
+    description="WARN (not blocking): every RMA line's status as of T maps to a canonical status (REQUESTED / "
+                "AUTHORIZED / COMPLETED / REJECTED / CANCELED). An RMA whose storefront status name the map "
+                "does not know still matches and counts as requested; only RMA_NOT_RECEIVED and STATUS_MISMATCH "
+                "skip it. Failing rows name the RMA and the unknown status: add the name to rma_status_map.",
 )
 def rma_lines_canonical_status(context: dg.AssetCheckExecutionContext,
                                warehouse: WarehouseResource) -> dg.AssetCheckResult:
     d = business_date_of(context)
     outcome = check_rma_lines_canonical_status(read_partition(warehouse, "core.rma_lines", d))
-    return to_check_result(outcome, blocking=True, business_date=d.isoformat())
+    return to_check_result(outcome, blocking=False, business_date=d.isoformat())
+
+
+def check_rma_lines_known_action(frame: pl.DataFrame) -> CheckOutcome:
+    frame = frame.select("rma_reference", "action_name", "action_known")
+    return run_expectations(frame, [
+        expect("ExpectColumnValuesToBeInSet", column="action_known", value_set=[True],
+               label="the action name is in rma_action_map"),
+    ])
+
+
+@dg.asset_check(
+    asset=["core", "rma_lines"], blocking=False, partitions_def=daily_partitions, pool=WAREHOUSE_POOL,
+    description="WARN (not blocking): every RMA's action name maps to a canonical action. An RMA with an "
+                "unknown action leaves its order line out of RECEIVED_NOT_REFUNDED (a replacement or credit "
+                "would settle it). Failing rows name the RMA and the action: add it to rma_action_map.",
+)
+def rma_lines_known_action(context: dg.AssetCheckExecutionContext,
+                           warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    d = business_date_of(context)
+    outcome = check_rma_lines_known_action(
+        read_partition(warehouse, "core.rma_lines", d, ["rma_reference", "action_name", "action_known"]))
+    return to_check_result(outcome, blocking=False, business_date=d.isoformat())
+
+
+# --------------------------------------------------------------------------- core/data_issues
+
+def check_no_unjudged_grains(frame: pl.DataFrame) -> CheckOutcome:
+    """Every record that failed validation and names a grain leaves that grain unjudged: the check
+    warns with one failing row per such record (source, key, reason, the order / RMA / return)."""
+    frame = frame.select("source", "record_key", "reason", "order_reference", "rma_reference",
+                         "return_reference").with_columns(_unjudged=pl.lit(True))
+    return run_expectations(frame, [
+        expect("ExpectColumnValuesToBeInSet", column="_unjudged", value_set=[False],
+               label="no order, RMA or WMS return is left unjudged by a rejected record"),
+    ], extra={"unjudged_orders": frame["order_reference"].drop_nulls().n_unique(),
+              "unjudged_rmas": frame["rma_reference"].drop_nulls().n_unique(),
+              "unjudged_wms_returns": frame["return_reference"].drop_nulls().n_unique()})
+
+
+@dg.asset_check(
+    asset=["core", "data_issues"], blocking=False, partitions_def=daily_partitions, pool=WAREHOUSE_POOL,
+    description="WARN (not blocking): records that failed validation (recon.rejects) and name an order, an "
+                "RMA or a WMS return. The rules leave those grains unjudged instead of judging them as if the "
+                "record did not exist (e.g. a rejected order line never turns its refunds into ORPHAN_REFUND). "
+                "Failing rows: the record, its reason and the grain left out; fix the source record.",
+)
+def data_issues_unjudged_grains(context: dg.AssetCheckExecutionContext,
+                                warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    d = business_date_of(context)
+    outcome = check_no_unjudged_grains(read_partition(warehouse, "core.data_issues", d))
+    return to_check_result(outcome, blocking=False, business_date=d.isoformat())
 
 
 asset_checks = [
@@ -213,4 +262,6 @@ asset_checks = [
     wms_returns_order_coverage,
     rma_lines_unique_reference,
     rma_lines_canonical_status,
+    rma_lines_known_action,
+    data_issues_unjudged_grains,
 ]

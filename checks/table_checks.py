@@ -83,6 +83,14 @@ TABLE_CHECKS = [
                "and UNSYNCED_STOCK_ADJUSTMENT.",
                lambda: [expect("ExpectColumnValuesToBeUnique", column="_key", label="transaction x SKU is unique")],
                _pair_key("transaction_number", "sku")),
+    TableCheck("discrepancy_detections_unique_id", ("recon", "discrepancy_detections"), True,
+               "BLOCKING: each rule yields at most one row per grain per run: one detection per "
+               "discrepancy_id and business date. Two rows under one id would double its amount at risk "
+               "and make the register (recon.discrepancies) pick one of them at random.",
+               lambda: [expect("ExpectColumnValuesToBeUnique", column="discrepancy_id",
+                               label="discrepancy_id is unique on the business date"),
+                        expect("ExpectColumnValuesToNotBeNull", column="discrepancy_id",
+                               label="discrepancy_id is set")]),
     TableCheck("stock_levels_unique_sku", ("core", "stock_levels"), True,
                "BLOCKING: one row per SKU; a repeat would double UNSYNCED_STOCK_ADJUSTMENT.",
                lambda: [expect("ExpectColumnValuesToBeUnique", column="sku", label="sku is unique"),

@@ -15,8 +15,10 @@ import polars as pl
 
 from pipelines.reconcile import RATES_CTE
 
-OPEN_ON_DATE_SQL = """
-WITH first_seen AS (
+# Highest amount first, compared in the store currency (amounts of different currencies are
+# never compared as raw numbers); each row keeps its own amount and currency.
+OPEN_ON_DATE_SQL = "WITH " + RATES_CTE.strip() + """,
+first_seen AS (
     SELECT discrepancy_id, min(business_date) AS first_detected_on
     FROM recon.discrepancy_detections WHERE business_date <= $d GROUP BY discrepancy_id
 )
@@ -28,10 +30,12 @@ SELECT
     t.rma_reference AS "RMA", t.return_reference AS "WMS return", t.tracking_id AS "Tracking number",
     t.refund_reference AS "Credit notes", t.quantity_gap AS "Quantity gap",
     printf('%.2f', t.amount_at_risk) AS "Amount at risk", t.currency AS "Currency",
+    CAST(round(c.amount, 2) AS VARCHAR) AS "Amount at risk (store currency)",
     CAST(t.details AS VARCHAR) AS "Details"
 FROM recon.discrepancy_detections t JOIN first_seen f USING (discrepancy_id)
+JOIN converted c ON c.business_date = t.business_date AND c.discrepancy_id = t.discrepancy_id
 WHERE t.business_date = $d
-ORDER BY t.amount_at_risk DESC, t.rule, t.discrepancy_id
+ORDER BY c.amount DESC, t.rule, t.discrepancy_id
 """
 
 TREND_SQL = "WITH " + RATES_CTE.strip() + """,
@@ -46,8 +50,8 @@ GROUP BY ALL ORDER BY 1, 2
 """
 
 
-def open_on_date(con: duckdb.DuckDBPyConnection, d: date) -> pl.DataFrame:
-    return con.execute(OPEN_ON_DATE_SQL, {"d": d}).pl()
+def open_on_date(con: duckdb.DuckDBPyConnection, d: date, store_currency: str = "EUR") -> pl.DataFrame:
+    return con.execute(OPEN_ON_DATE_SQL, {"d": d, "store_currency": store_currency}).pl()
 
 
 def trend(con: duckdb.DuckDBPyConnection, d: date, store_currency: str = "EUR") -> pl.DataFrame:
@@ -56,7 +60,7 @@ def trend(con: duckdb.DuckDBPyConnection, d: date, store_currency: str = "EUR") 
 
 
 def write_export(con: duckdb.DuckDBPyConnection, export_dir: Path, d: date, store_currency: str = "EUR") -> dict:
-    frame = open_on_date(con, d)
+    frame = open_on_date(con, d, store_currency)
     trend_frame = trend(con, d, store_currency)
     export_dir.mkdir(parents=True, exist_ok=True)
     final = export_dir / d.isoformat()

@@ -298,55 +298,58 @@ def test_refund_lines_known_status():
 # --------------------------------------------------------------------------- canonical
 
 def order_lines(*rows):
-    return pl.DataFrame([dict(zip(("order_reference", "order_line_reference", "unit_gross"), r)) for r in rows],
-                        schema={"order_reference": pl.Utf8, "order_line_reference": pl.Utf8,
-                                "unit_gross": pl.Decimal(24, 8)})
+    """core.order_lines rows (order, SKU key, unit gross): the order line of the rules is order x SKU."""
+    return pl.DataFrame([dict(zip(("order_reference", "sku_key", "unit_gross"), r)) for r in rows],
+                        schema={"order_reference": pl.Utf8, "sku_key": pl.Utf8, "unit_gross": pl.Decimal(24, 8)})
 
 
-GOOD_ORDER_LINES = order_lines(("1001", "11", Decimal("11.9")), ("1001", "12", Decimal("5")),
-                               ("1002", "21", Decimal("0.01")))
+GOOD_ORDER_LINES = order_lines(("1001", "ts-red", Decimal("11.9")), ("1001", "ts-blue", Decimal("5")),
+                               ("1002", "ts-red", Decimal("0.01")))
 
 
 def test_order_lines_unique_reference():
-    failing(cc.check_order_lines_unique_reference(order_lines(("1001", "11", Decimal(1)), ("1002", "11", Decimal(2)),
-                                                              ("1002", "12", Decimal(3)))),
-            "order_reference", "1001", "1002")
+    # one order x SKU twice (variants not folded into one line) fails; one SKU in two orders is fine
+    failing(cc.check_order_lines_unique_reference(order_lines(("1001", "ts-red", Decimal(1)),
+                                                              ("1001", "ts-red", Decimal(2)),
+                                                              ("1002", "ts-red", Decimal(3)))),
+            "order_reference", "1001", "1001")
     passing(cc.check_order_lines_unique_reference(GOOD_ORDER_LINES))
 
 
 def test_order_lines_unit_gross_positive():
-    failing(cc.check_order_lines_unit_gross_positive(order_lines(("1", "11", Decimal(1)), ("1", "12", Decimal(0)),
-                                                                 ("1", "13", Decimal(-1)), ("1", "14", None))),
-            "order_line_reference", "13", "14")
+    failing(cc.check_order_lines_unit_gross_positive(order_lines(("1", "a", Decimal(1)), ("1", "b", Decimal(0)),
+                                                                 ("1", "c", Decimal(-1)), ("1", "d", None))),
+            "sku_key", "c", "d")
     # a free gift (unit gross 0) is not an error
-    passing(cc.check_order_lines_unit_gross_positive(order_lines(("1", "11", Decimal(1)), ("1", "12", Decimal(0)))))
+    passing(cc.check_order_lines_unit_gross_positive(order_lines(("1", "a", Decimal(1)), ("1", "b", Decimal(0)))))
     passing(cc.check_order_lines_unit_gross_positive(GOOD_ORDER_LINES))
 
 
 def core_refunds(*rows):
-    return pl.DataFrame([dict(zip(("credit_note_number", "order_reference", "order_line_reference", "is_money_out"),
-                                  r)) for r in rows],
+    """core.refund_lines rows; sku_key is set when the named order_product row exists in the order."""
+    return pl.DataFrame([dict(zip(("credit_note_number", "order_reference", "order_line_reference", "is_money_out",
+                                   "sku_key"), r)) for r in rows],
                         schema={"credit_note_number": pl.Utf8, "order_reference": pl.Utf8,
-                                "order_line_reference": pl.Utf8, "is_money_out": pl.Boolean})
+                                "order_line_reference": pl.Utf8, "is_money_out": pl.Boolean, "sku_key": pl.Utf8})
 
 
 def test_refund_lines_order_line_coverage():
-    rows = [(f"CN-{i}", "1001", "11", True) for i in range(19)]
-    rows += [("CN-X", "1001", "99", True),          # order line unknown
-             ("CN-Y", "1002", "11", True),          # line 11 exists, but not in order 1002
-             ("CN-S", "1001", "SHIPPING", True),    # shipping: not judged
-             ("CN-P", "1001", "98", False)]         # not money out: not judged
-    outcome = failing(cc.check_refund_lines_order_line_coverage(core_refunds(*rows), GOOD_ORDER_LINES),
+    rows = [(f"CN-{i}", "1001", "11", True, "ts-red") for i in range(19)]
+    rows += [("CN-X", "1001", "99", True, None),          # order line unknown
+             ("CN-Y", "1002", "11", True, None),          # line 11 exists, but not in order 1002
+             ("CN-S", "1001", "SHIPPING", True, None),    # shipping: not judged
+             ("CN-P", "1001", "98", False, None)]         # not money out: not judged
+    outcome = failing(cc.check_refund_lines_order_line_coverage(core_refunds(*rows)),
                       "credit_note_number", "CN-X", "CN-Y")
     assert outcome.extra["coverage_share"] == pytest.approx(19 / 21, abs=1e-6)
     assert outcome.extra["refund_lines_checked"] == 21 and outcome.extra["refund_lines_missing"] == 2
     # one miss in 20 is 95%: passes, and the miss is still listed
-    ok = cc.check_refund_lines_order_line_coverage(core_refunds(*rows[:20], *rows[21:]), GOOD_ORDER_LINES)
+    ok = cc.check_refund_lines_order_line_coverage(core_refunds(*rows[:20], *rows[21:]))
     assert ok.success and ok.extra["coverage_share"] == pytest.approx(0.95)
     assert [r["credit_note_number"] for r in ok.failing_rows] == ["CN-X"]
-    passing(cc.check_refund_lines_order_line_coverage(core_refunds(*rows[:19]), GOOD_ORDER_LINES))
+    passing(cc.check_refund_lines_order_line_coverage(core_refunds(*rows[:19])))
     # nothing to judge: covered
-    empty = passing(cc.check_refund_lines_order_line_coverage(core_refunds(*rows[21:]), GOOD_ORDER_LINES))
+    empty = passing(cc.check_refund_lines_order_line_coverage(core_refunds(*rows[21:])))
     assert empty.extra["coverage_share"] == 1.0
 
 
@@ -371,8 +374,9 @@ def test_wms_returns_order_coverage():
 
 
 def rma_lines(*refs_statuses):
-    return pl.DataFrame({"rma_reference": [r for r, _ in refs_statuses], "status": [s for _, s in refs_statuses]},
-                        schema={"rma_reference": pl.Utf8, "status": pl.Utf8})
+    return pl.DataFrame({"rma_reference": [r for r, _ in refs_statuses], "status": [s for _, s in refs_statuses],
+                         "status_name": [str(s).title() for _, s in refs_statuses]},
+                        schema={"rma_reference": pl.Utf8, "status": pl.Utf8, "status_name": pl.Utf8})
 
 
 GOOD_RMAS = rma_lines(("RMA-1", "REQUESTED"), ("RMA-2", "AUTHORIZED"), ("RMA-3", "COMPLETED"),
@@ -391,6 +395,24 @@ def test_rma_lines_canonical_status():
                                                           ("RMA-3", "CANCELLED"), ("RMA-4", None))),
             "rma_reference", "RMA-2", "RMA-3", "RMA-4")
     passing(cc.check_rma_lines_canonical_status(GOOD_RMAS))
+
+
+def test_rma_lines_known_action():
+    frame = pl.DataFrame({"rma_reference": ["RMA-1", "RMA-2", "RMA-3"], "action_name": ["Refunded", None, "Exchange"],
+                          "action_known": [True, True, False]})
+    failing(cc.check_rma_lines_known_action(frame), "rma_reference", "RMA-3")
+    passing(cc.check_rma_lines_known_action(frame.head(2)))
+
+
+def test_data_issues_report_each_unjudged_grain():
+    schema = {c: pl.Utf8 for c in ("source", "record_key", "reason", "order_reference", "rma_reference",
+                                   "return_reference")}
+    frame = pl.DataFrame([("storefront", "order_product:9", "price is not a number", "9", None, None),
+                          ("refund_ledger", "f.jsonl:3:CN-1", "non-numeric amount", "9", None, None),
+                          ("wms_returns", "RMA-4", "unknown state", "4", None, "RMA-4")], schema=schema, orient="row")
+    outcome = failing(cc.check_no_unjudged_grains(frame), "record_key", "order_product:9", "f.jsonl:3:CN-1", "RMA-4")
+    assert outcome.extra["unjudged_orders"] == 2 and outcome.extra["unjudged_wms_returns"] == 1
+    passing(cc.check_no_unjudged_grains(frame.head(0)))
 
 
 # --------------------------------------------------------------------------- through Dagster, on DuckDB

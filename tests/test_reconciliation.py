@@ -39,9 +39,11 @@ def reconciled(reconciled_run):
 
 
 def test_every_data_quality_check_passes_on_the_demo_world(reconciled_run):
+    """All checks pass but one warning: the world rejects a ledger credit note on purpose (a
+    non-numeric amount), which leaves its order unjudged, and that check says so."""
     checks = reconciled_run[1].checks
     assert len(checks) >= 20, checks
-    assert [name for name, passed in checks.items() if not passed] == []
+    assert [name for name, passed in checks.items() if not passed] == ["core/data_issues:data_issues_unjudged_grains"]
 
 
 @pytest.fixture(scope="module")
@@ -142,8 +144,13 @@ def test_finance_export_lists_open_ones_highest_amount_first(reconciled, ground_
     path = reconciled.export_dir / WORLD_END.isoformat() / "discrepancies.csv"
     rows = list(csv.DictReader(path.open()))
     assert len(rows) == len(ground_truth["cases"])
-    amounts = [Decimal(r["Amount at risk"]) for r in rows]
+    # highest first in the store currency: EUR, USD and GBP amounts are never compared as raw numbers
+    amounts = [Decimal(r["Amount at risk (store currency)"]) for r in rows]
     assert amounts == sorted(amounts, reverse=True)
+    assert {r["Currency"] for r in rows} >= {"EUR", "USD"}
+    for r in rows:
+        if r["Currency"] == "EUR":
+            assert Decimal(r["Amount at risk (store currency)"]) == Decimal(r["Amount at risk"])
     assert all(len(r["Amount at risk"].split(".")[1]) == 2 for r in rows)
     assert (path.parent / "discrepancies.parquet").exists() and (path.parent / "trend.png").exists()
     assert not [p for p in path.parent.parent.iterdir() if p.name.startswith(".")], "no staging folder left"

@@ -43,6 +43,10 @@ CASES = {
         {"transaction_number": ["A", "A"], "sku": ["S1", "S2"]},
         {"transaction_number": ["A", "A"], "sku": ["S1", "S1"]},
     ),
+    "discrepancy_detections_unique_id": (
+        {"discrepancy_id": ["D-1", "D-2"], "rule": ["OVER_REFUND", "OVER_REFUND"]},
+        {"discrepancy_id": ["D-1", "D-1"], "rule": ["OVER_REFUND", "OVER_REFUND"]},
+    ),
     "stock_levels_unique_sku": (
         {"sku": ["S1", "S2"]},
         {"sku": ["S1", "S1"]},

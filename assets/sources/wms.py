@@ -36,7 +36,9 @@ LINE_ITEM_SCHEMA = {
     "sku": pl.Utf8, "processed_at": pl.Datetime("us"), "state": pl.Utf8, "damaged_state": pl.Utf8,
     "serial_number": pl.Utf8,
 }
-REJECT_SCHEMA = {"source": pl.Utf8, "record_key": pl.Utf8, "reason": pl.Utf8, "payload": pl.Utf8}
+REJECT_SCHEMA = {"source": pl.Utf8, "record_key": pl.Utf8, "reason": pl.Utf8, "payload": pl.Utf8,
+                 "order_reference": pl.Utf8, "return_reference": pl.Utf8}
+UNIT_STATES = ("WaitingToBeProcessed", "Missing", "Damaged", "Undamaged")
 
 
 def parse_ts(value: Any) -> datetime | None:
@@ -84,6 +86,10 @@ def returns_to_frames(items: Iterable[dict], source: str) -> tuple[pl.DataFrame,
             for li in item.get("lineItems") or []:
                 if not li.get("lineItemReferenceNumber") or not li.get("sku"):
                     raise ValueError("line item without lineItemReferenceNumber or sku")
+                if li.get("state") not in UNIT_STATES:
+                    # an unknown grade cannot be counted: the return is kept aside, the others load
+                    raise ValueError(f"line item {li.get('lineItemReferenceNumber')} has an unknown state "
+                                     f"{str(li.get('state'))[:40]!r}")
                 item_rows.append({
                     "return_reference": str(ref),
                     "return_updated_at": row["updated_at"],
@@ -96,7 +102,9 @@ def returns_to_frames(items: Iterable[dict], source: str) -> tuple[pl.DataFrame,
                 })
         except ValueError as exc:
             rejects.append({"source": source, "record_key": str(ref), "reason": str(exc).splitlines()[0],
-                            "payload": json.dumps(_without_notes(item), default=str)[:2000]})
+                            "payload": json.dumps(_without_notes(item), default=str)[:2000],
+                            "order_reference": _grain(item.get("salesOrderReferenceNumber")),
+                            "return_reference": _grain(ref)})
             continue
         returns.append(row)
         lines.extend(item_rows)
@@ -115,20 +123,36 @@ def _str(value: Any) -> str | None:
     return None if value in (None, "") else str(value)
 
 
+def _grain(value: Any) -> str | None:
+    """A key a reject names, when it is readable as one (else None)."""
+    return str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value) else None
+
+
+def _instant(value: Any) -> datetime | None:
+    try:
+        return parse_ts(value)
+    except (TypeError, ValueError):
+        return None
+
+
 def _without_notes(item: dict) -> dict:
     # Warehouse notes are free text and may name the customer: never stored.
     return {k: v for k, v in item.items() if k != "notes"}
 
 
 def collapse_latest(items: Iterable[dict]) -> list[dict]:
-    """One record per returnReferenceNumber: the latest updatedAt (the last one seen on ties)."""
-    best: dict[str, dict] = {}
+    """One record per returnReferenceNumber: the latest updatedAt, compared as instants (0 to 6
+    fractional digits); the last one seen on ties. An unparsable updatedAt sorts first (its record
+    is rejected later, unless a parsable version wins)."""
+    best: dict[str, tuple[datetime, dict]] = {}
+    floor = datetime.min
     for item in items:
         ref = item.get("returnReferenceNumber")
+        when = _instant(item.get("updatedAt")) or floor
         current = best.get(ref)
-        if current is None or str(item.get("updatedAt") or "") >= str(current.get("updatedAt") or ""):
-            best[ref] = item
-    return list(best.values())
+        if current is None or when >= current[0]:
+            best[ref] = (when, item)
+    return [item for _, item in best.values()]
 
 
 def poll_returns(client: WmsClient, lower_bound: datetime, overlap: timedelta,
@@ -145,7 +169,7 @@ def poll_returns(client: WmsClient, lower_bound: datetime, overlap: timedelta,
             log.info(f"WMS poll {state}: {len(collected) - before} records since {iso(lower_bound)}")
     swept = 0
     if collected:
-        newest = max(parse_ts(i["updatedAt"]) for i in collected if i.get("updatedAt"))
+        newest = max((t for t in (_instant(i.get("updatedAt")) for i in collected) if t), default=lower_bound)
         sweep_from = max(lower_bound, newest - overlap)
         for page in client.iter_pages(RETURNS_WITH_ITEMS, [("gtoe", "updatedAt", iso(sweep_from))],
                                       [("updatedAt", "asc"), ("returnReferenceNumber", "asc")]):
@@ -339,7 +363,8 @@ def adjustments_to_frames(items: Iterable[dict]) -> tuple[pl.DataFrame, pl.DataF
                 rows.append(row)
         except ValueError as exc:
             rejects.append({"source": "wms_stock_adjustments", "record_key": str(number), "reason": str(exc),
-                            "payload": json.dumps(item, default=str)[:2000]})
+                            "payload": json.dumps(item, default=str)[:2000], "order_reference": None,
+                            "return_reference": _grain(item.get("tag"))})
             continue
         heads.append(head)
         lines.extend(rows)
@@ -423,7 +448,8 @@ def wms_stocks(context: dg.AssetExecutionContext, wms: WmsClientResource, wareho
             rows.append(row)
         except ValueError as exc:
             rejects.append({"source": "wms_stocks", "record_key": str(item.get("sku")), "reason": str(exc),
-                            "payload": json.dumps(item, default=str)[:2000]})
+                            "payload": json.dumps(item, default=str)[:2000], "order_reference": None,
+                            "return_reference": None})
     schema = {"sku": pl.Utf8, "name": pl.Utf8, "updated_at": pl.Datetime("us"),
               **{c: pl.Int64 for c in STOCK_FIELDS}}
     frame = pl.DataFrame(rows, schema=schema).with_columns(business_date=pl.lit(d), read_at=pl.lit(read_at))
