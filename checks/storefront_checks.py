@@ -69,8 +69,10 @@ def oc_returns_unique_id(context: dg.AssetCheckExecutionContext,
 @dg.asset_check(
     asset=["raw", "oc_returns"], blocking=False, partitions_def=daily_partitions, pool=WAREHOUSE_POOL,
     description="WARN (not blocking): quantity >= 1, and the status and action names are known to the "
-                "configured maps (case-insensitive). The connector already rejects such RMAs; a hit "
-                "here means the configuration changed since or the connector let one through.",
+                "configured maps (case-insensitive). An RMA with an unknown status or action is loaded, "
+                "not dropped: it still matches its warehouse return and counts as requested, and only the "
+                "rules that need its canonical status (RMA_NOT_RECEIVED, STATUS_MISMATCH) or action "
+                "(RECEIVED_NOT_REFUNDED) skip it. Failing rows name the RMA: add the name to the map.",
 )
 def oc_returns_valid(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource,
                      recon_config: ReconConfigResource) -> dg.AssetCheckResult:
@@ -99,8 +101,9 @@ def check_oc_return_history_known_status(frame: pl.DataFrame,
 @dg.asset_check(
     asset=["raw", "oc_return_history"], blocking=False, partitions_def=daily_partitions, pool=WAREHOUSE_POOL,
     description="WARN (not blocking): every status change of the RMA history names a status known to "
-                "rma_status_map (case-insensitive); an unknown one would leave the RMA's status as of "
-                "that change without a canonical value.",
+                "rma_status_map (case-insensitive). An unknown one is loaded, not dropped (dropping it "
+                "would silently move the RMA's status back to the previous change): the RMA's status "
+                "from that change on is unknown and the status rules skip it.",
 )
 def oc_return_history_known_status(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource,
                                    recon_config: ReconConfigResource) -> dg.AssetCheckResult:
