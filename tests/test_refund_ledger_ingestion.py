@@ -9,6 +9,7 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import polars as pl
 import pytest
 
 from assets.sources.refund_ledger import refund_lines
@@ -375,3 +376,184 @@ def test_status_date_ordering_and_edge_messages(tmp_path):
     assert reasons["a.jsonl:8:CN-D"] == "refund has no lines"
     assert read.stats.duplicates_collapsed == 1 and read.stats.rejects == 4
     assert read.stats.credit_notes == 2 and read.stats.versions == 3
+
+
+# --------------------------------------------------------------------------- versions, exact amounts, grain, files
+
+def read(ledger: Path):
+    return RefundLedgerResource(path=str(ledger)).read_ledger()
+
+
+def by_version_date(frame, credit_note):
+    return frame.filter(credit_note_number=credit_note).sort("version_date").rows(named=True)
+
+
+def test_out_of_order_redelivery_across_files_keeps_both_versions(tmp_path):
+    ledger = tmp_path / "ledger"
+    released = refund("CN-R", "2001", [line("7", payment("30.00", "25.21", "4.79"))], status="RELEASED",
+                      status_date="2026-03-31T09:00:00Z", msg_id="r-released")
+    pending = refund("CN-R", "2001", [line("7", payment("30.00", "25.21", "4.79", code="PENDING"))],
+                     status="PENDING", status_date="2026-03-30T09:00:00Z", msg_id="r-pending")
+    write_lines(ledger / "1-first.jsonl", [released])   # the newer state comes first...
+    write_lines(ledger / "2-second.jsonl", [pending])   # ... the stale PENDING after it
+    forward = read(ledger)
+    old, new = by_version_date(forward.refund_lines, "CN-R")
+    assert (old["status_code"], old["version_date"]) == ("PENDING", datetime(2026, 3, 30, 9, 0))
+    assert (old["source_file"], old["source_line"], old["message_id"]) == ("2-second.jsonl", 1, "r-pending")
+    assert old["refunded_gross"] == Decimal("0")
+    assert (new["status_code"], new["version_date"]) == ("RELEASED", datetime(2026, 3, 31, 9, 0))
+    assert (new["source_file"], new["message_id"]) == ("1-first.jsonl", "r-released")
+    assert new["refunded_gross"] == Decimal("30.00")
+    assert old["version_key"] != new["version_key"] and len(new["version_key"]) == 16
+    assert forward.rejects.height == 0 and forward.stats.duplicates_collapsed == 0
+    assert forward.stats.credit_notes == 1 and forward.stats.versions == 2
+    # the file order does not change the versions (only which delivery is "first")
+    (ledger / "1-first.jsonl").rename(ledger / "3-third.jsonl")
+    backward = read(ledger)
+    keep = ["version_key", "version_date", "status_code", "refunded_gross", "delivery_count"]
+    assert backward.refund_lines.sort("version_date").select(keep).rows() == \
+        forward.refund_lines.sort("version_date").select(keep).rows()
+    # the raw-table uniqueness check accepts several versions of one credit note line
+    assert check_refund_lines_unique_credit_note_line(forward.refund_lines).success
+
+
+def test_identical_redelivery_collapses_into_one_version(tmp_path):
+    ledger = tmp_path / "ledger"
+    first = refund("CN-I", "2002", [line("8", payment("10.00", "8.40", "1.60")),
+                                    line("SHIPPING", payment("4.99", "4.19", "0.80"))], msg_id="i-1")
+    # the same content: another message id, the lines in another order, "10.0" for "10.00"
+    again = json.loads(first)
+    again["id"] = "i-2"
+    again["params"]["refund"]["lines"].reverse()
+    again["params"]["refund"]["lines"][1]["payments"][0]["details"]["cost_gross"] = "10.0"
+    write_lines(ledger / "a.jsonl", [first])
+    write_lines(ledger / "b.jsonl", [json.dumps(again)])
+    result = read(ledger)
+    frame = result.refund_lines
+    assert frame.height == 2 and set(frame["order_line_reference"]) == {"8", "SHIPPING"}
+    assert frame["version_key"].n_unique() == 1 and frame["version_date"].n_unique() == 1
+    assert set(frame["delivery_count"]) == {2}
+    assert set(frame["message_id"]) == {"i-1"} and set(frame["source_file"]) == {"a.jsonl"}
+    assert frame.filter(order_line_reference="8")["refunded_gross"][0] == Decimal("10.00")
+    assert result.stats.duplicates_collapsed == 1 and result.stats.versions == 1 and result.rejects.height == 0
+
+
+def test_null_status_date_with_different_content_is_a_conflicting_redelivery(tmp_path):
+    ledger = tmp_path / "ledger"
+    a = refund("CN-N", "2003", [line("9", payment("5.00", "5.00", "0.00"))], status="PENDING", status_date=None)
+    b = refund("CN-N", "2003", [line("9", payment("6.00", "6.00", "0.00"))], status="PENDING", status_date=None)
+    # no status date, dated like the version already seen (credit_note_date == its status.date)
+    dated = refund("CN-M", "2004", [line("9", payment("5.00", "5.00", "0.00"))],
+                   status_date="2026-03-30T12:00:00Z")
+    undated = refund("CN-M", "2004", [line("9", payment("7.00", "7.00", "0.00"))], status="PENDING",
+                     status_date=None, credit_note_date="2026-03-30T12:00:00Z")
+    write_lines(ledger / "a.jsonl", [a, b, dated, undated])
+    result = read(ledger)
+    frame = result.refund_lines
+    assert frame.height == 2
+    assert frame.filter(credit_note_number="CN-N")["refunded_gross"][0] == Decimal("5.00")  # the first is kept
+    assert frame.filter(credit_note_number="CN-M")["refunded_gross"][0] == Decimal("5.00")
+    assert result.stats.duplicates_collapsed == 0   # reported, not counted as a duplicate
+    rejected = result.rejects.sort("record_key").rows(named=True)
+    assert [r["record_key"] for r in rejected] == ["a.jsonl:2:CN-N", "a.jsonl:4:CN-M"]
+    for r, cn, order in zip(rejected, ("CN-N", "CN-M"), ("2003", "2004")):
+        assert "conflicting redelivery" in r["reason"] and "a.jsonl:" in r["reason"]
+        assert (r["credit_note_number"], r["order_reference"]) == (cn, order)
+
+
+def test_amounts_keep_their_exact_decimal_value(tmp_path):
+    ledger = tmp_path / "ledger"
+    tiny, huge = "0.0000000001", "9999999999999999999999999999.9999999998"
+    write_lines(ledger / "a.jsonl", [
+        refund("CN-X", "3001", [line("1", payment("108.005", "100.0046", "8.0004"))]),                  # 1
+        refund("CN-Y", "3001", [line("1", payment(tiny, tiny, "0"), payment(huge, huge, "0"))]),        # 2
+        # JSON numbers, and trailing zeros beyond 10 places (still exact)
+        refund("CN-Z", "3001", [line("1", payment(12.345, 12, "0.3450000000000"))]),                   # 3
+        refund("CN-P", "3001", [line("1", payment("1.00000000001", "1", "0"))]),                        # 4
+        refund("CN-Q", "3001", [line("1", payment("1e28", "1", "0"))]),                                 # 5
+        refund("CN-S", "3001", [line("1", payment("NaN", "1", "0"))]),                                  # 6
+        refund("CN-T", "3001", [line("1", payment(huge, "1", "0"), payment(huge, "1", "0"))]),          # 7
+    ])
+    result = read(ledger)
+    got = {r["credit_note_number"]: r for r in result.refund_lines.rows(named=True)}
+    assert got["CN-X"]["refunded_gross"] == Decimal("108.005")
+    assert (got["CN-X"]["refunded_net"], got["CN-X"]["refunded_vat"]) == (Decimal("100.0046"), Decimal("8.0004"))
+    assert got["CN-Y"]["refunded_gross"] == Decimal("9999999999999999999999999999.9999999999")  # exact sum
+    assert got["CN-Z"]["refunded_gross"] == Decimal("12.345") and got["CN-Z"]["refunded_vat"] == Decimal("0.345")
+    assert result.refund_lines.schema["refunded_gross"] == pl.Decimal(38, 10)
+    reasons = dict(zip(result.rejects["record_key"], result.rejects["reason"]))
+    assert set(reasons) == {"a.jsonl:4:CN-P", "a.jsonl:5:CN-Q", "a.jsonl:6:CN-S", "a.jsonl:7:CN-T"}
+    assert "more than 10 decimal places" in reasons["a.jsonl:4:CN-P"]
+    assert "out of range" in reasons["a.jsonl:5:CN-Q"]
+    assert "non-finite" in reasons["a.jsonl:6:CN-S"]
+    assert "sum of amounts for order line 1 is out of range" in reasons["a.jsonl:7:CN-T"]
+
+
+def test_exact_amount_is_stored_in_the_warehouse(tmp_path):
+    ledger = tmp_path / "ledger"
+    write_lines(ledger / "a.jsonl", [refund("CN-X", "3001", [line("1", payment("108.005", "100.0046", "8.0004"))])])
+    world = {"warehouse": tmp_path / "w.duckdb",
+             "resources": {"refund_ledger": RefundLedgerResource(path=str(ledger)),
+                           "warehouse": WarehouseResource(path=str(tmp_path / "w.duckdb"))}}
+    assert materialize(world).success
+    assert query(world, "SELECT refunded_gross, refunded_vat FROM raw.refund_lines") == \
+        [(Decimal("108.005"), Decimal("8.0004"))]
+
+
+def test_rejects_carry_the_credit_note_and_order_when_readable(world):
+    result = materialize(world)
+    assert result.success
+    grain = {r[0]: r[1:] for r in query(world, "SELECT record_key, credit_note_number, order_reference, "
+                                               "order_line_reference, rma_reference, return_reference "
+                                               "FROM recon.rejects WHERE source = 'refund_ledger'")}
+    assert grain[f"{FILE1}:6:CN-3"] == ("CN-3", "1002", None, None, None)   # non-numeric amount
+    assert grain[f"{FILE2}:5:CN-6"] == ("CN-6", "1003", None, None, None)   # conflicting redelivery
+    assert grain[f"{FILE2}:7"] == (None, "1003", None, None, None)          # no credit note, but an order
+    assert grain[f"{FILE2}:8:CN-7"][:2] == ("CN-7", "1003")                 # bad date
+    assert grain[f"{FILE1}:4"] == (None,) * 5                               # invalid JSON: nothing readable
+    # a numeric order id is the order reference as a string
+    ledger = world["ledger"].parent / "numeric"
+    body = json.loads(refund("CN-11", "0", [line("1", payment("x", "1", "0"))]))
+    body["params"]["refund"]["order_id"] = 1004
+    write_lines(ledger / "a.jsonl", [json.dumps(body)])
+    rejected = read(ledger).rejects.row(0, named=True)
+    assert (rejected["credit_note_number"], rejected["order_reference"]) == ("CN-11", "1004")
+    assert "non-numeric amount" in rejected["reason"]
+
+
+def test_gzip_files_and_subfolders_are_read_and_other_files_reported(tmp_path):
+    ledger = tmp_path / "ledger"
+    write_lines(ledger / "2026-03-30.jsonl", [CN1])
+    write_lines(ledger / "2026-03-31.jsonl.gz", [CN1, refund("CN-G", "1001", [line("2", payment("1.00", "1", "0"))])],
+                gz=True)
+    write_lines(ledger / "archive" / "2026-02" / "old.jsonl.gz",
+                [refund("CN-H", "1001", [line("2", payment("2.00", "2", "0"))]), "{broken"], gz=True)
+    write_lines(ledger / "archive" / "notes.jsonl", [refund("CN-S", "1001", [line("2", payment("3.00", "3", "0"))])])
+    (ledger / "README.txt").write_text("not a ledger file {")
+    (ledger / "archive" / "dump.json").write_text("{}")
+    truncated = refund("CN-T", "1001", [line("2", payment("4.00", "4", "0"))])
+    (ledger / "broken.jsonl.gz").write_bytes(gzip.compress((truncated + "\n" + truncated + "\n").encode())[:-12])
+    (ledger / "plain.jsonl.gz").write_text("{}\n")  # not gzip at all
+    result = read(ledger)
+    frame = result.refund_lines
+    assert set(frame["credit_note_number"]) - {"CN-T"} == {"CN-1", "CN-G", "CN-H", "CN-S"}
+    cn1 = frame.filter(credit_note_number="CN-1").row(0, named=True)
+    assert cn1["delivery_count"] == 2 and cn1["source_file"] == "2026-03-30.jsonl"
+    assert frame.filter(credit_note_number="CN-G")["source_file"][0] == "2026-03-31.jsonl.gz"
+    assert frame.filter(credit_note_number="CN-H")["source_file"][0] == "archive/2026-02/old.jsonl.gz"
+    assert frame.filter(credit_note_number="CN-S")["source_file"][0] == "archive/notes.jsonl"
+    keys = list(result.rejects["record_key"])
+    assert "archive/2026-02/old.jsonl.gz:2" in keys   # record_key uses the relative path
+    for name in ("broken.jsonl.gz:", "plain.jsonl.gz:1"):
+        found = result.rejects.filter(pl.col("record_key").str.starts_with(name))
+        assert found.height == 1 and "gzip file is corrupt or truncated" in found["reason"][0], name
+    assert result.stats.files == 6
+    assert result.stats.files_skipped == 2
+    assert result.stats.skipped == [("README.txt", "not a .jsonl or .jsonl.gz file"),
+                                    ("archive/dump.json", "not a .jsonl or .jsonl.gz file")]
+    # the asset says so in its metadata
+    world = {"resources": {"refund_ledger": RefundLedgerResource(path=str(ledger)),
+                           "warehouse": WarehouseResource(path=str(tmp_path / "w.duckdb"))}}
+    meta = materialize(world).get_asset_materialization_events()[0].event_specific_data.materialization.metadata
+    assert meta["files_skipped"].value == 2 and meta["files_read"].value == 6
+    assert "README.txt" in meta["skipped_files"].value and "archive/dump.json" in meta["skipped_files"].value
