@@ -68,28 +68,23 @@ def test_rate_limit_429_is_waited_out_not_fatal(emulator, manifest):
     emulator.rate_limit_per_minute = 2
     emulator.rate_window_seconds = 0.4
     emulator.reset_rate_limit()
-    with client_for(emulator, manifest, min_remaining_calls=0) as client:
+    with client_for(emulator, manifest, requests_per_minute=0) as client:
         items = client.fetch_all(RETURNS_WITH_ITEMS, key="returnReferenceNumber")
         assert {i["returnReferenceNumber"] for i in items} == all_refs(emulator)
         assert client.stats.responses_429 > 0
         assert emulator.responses_429 == client.stats.responses_429
 
 
-def test_pacing_on_remaining_calls_avoids_429(emulator, manifest):
-    emulator.rate_limit_per_minute = 6
+def test_pacing_at_the_rate_limit_avoids_429(emulator, manifest):
+    """A sliding-window limiter at the server's rate: a burst of requests meets no 429."""
+    emulator.rate_limit_per_minute = 5
     emulator.rate_window_seconds = 1.0
     emulator.reset_rate_limit()
-    slept = []
-
-    def sleep(seconds):
-        slept.append(seconds)
-        time.sleep(seconds)
-
-    with client_for(emulator, manifest, min_remaining_calls=4, sleep=sleep) as client:
-        for _ in range(8):
+    with client_for(emulator, manifest, requests_per_minute=5, rate_window_seconds=1.0) as client:
+        for _ in range(12):
             client.get("/Stocks", {"count": 1})
-    assert slept, "the client slows down when x-remaining-calls gets low"
-    assert client.stats.responses_429 == 0
+    assert client.stats.responses_429 == 0 and emulator.responses_429 == 0
+    assert client.stats.waited_seconds > 1.0, "the 6th and 11th requests waited for the window"
 
 
 def test_5xx_are_retried_with_backoff(emulator, manifest):
