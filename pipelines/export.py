@@ -50,6 +50,19 @@ GROUP BY ALL ORDER BY 1, 2
 """
 
 
+# A cell starting with one of these is a formula to Excel (formula injection: a SKU or tracking
+# number "=HYPERLINK(...)"); OWASP's advice: prefix it with a single quote so it shows as text.
+FORMULA_START = r"^[=+\-@\t\r]"
+NUMERIC_COLUMNS = ("Amount at risk", "Amount at risk (store currency)", "Quantity gap")
+
+
+def neutralise_formulas(frame: pl.DataFrame) -> pl.DataFrame:
+    """Every text cell that a spreadsheet would read as a formula, prefixed with ' (numbers kept)."""
+    return frame.with_columns(
+        pl.when(pl.col(c).str.contains(FORMULA_START)).then(pl.lit("'") + pl.col(c)).otherwise(pl.col(c)).alias(c)
+        for c, dtype in frame.schema.items() if dtype == pl.Utf8 and c not in NUMERIC_COLUMNS)
+
+
 def open_on_date(con: duckdb.DuckDBPyConnection, d: date, store_currency: str = "EUR") -> pl.DataFrame:
     return con.execute(OPEN_ON_DATE_SQL, {"d": d, "store_currency": store_currency}).pl()
 
@@ -66,7 +79,7 @@ def write_export(con: duckdb.DuckDBPyConnection, export_dir: Path, d: date, stor
     final = export_dir / d.isoformat()
     staging = Path(tempfile.mkdtemp(prefix=f".{d.isoformat()}-", dir=export_dir))
     try:
-        frame.write_csv(staging / "discrepancies.csv")
+        neutralise_formulas(frame).write_csv(staging / "discrepancies.csv")
         frame.write_parquet(staging / "discrepancies.parquet")
         series = write_trend_chart(trend_frame, staging / "trend.png", d, store_currency)
         if final.exists():

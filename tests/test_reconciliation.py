@@ -173,3 +173,15 @@ def test_trend_chart_has_one_series_per_rule_that_fired(reconciled, tmp_path):
     usd = query(reconciled, "SELECT sum(amount_at_risk) FROM recon.discrepancy_detections WHERE currency <> 'EUR'")[0][0]
     raw_total = query(reconciled, "SELECT sum(amount_at_risk) FROM recon.discrepancy_detections")[0][0]
     assert usd and float(frame["amount_at_risk"].sum()) != pytest.approx(float(raw_total), abs=0.01)
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_as_formulas_are_neutralised():
+    import polars as pl
+
+    from pipelines.export import neutralise_formulas
+
+    frame = pl.DataFrame({"SKU": ["=HYPERLINK(\"x\")", "+1", "-cmd", "@SUM(A1)", "\tTAB", "\rCR", "TS-RED", None],
+                          "Amount at risk": ["-5.00"] * 8})
+    out = neutralise_formulas(frame)
+    assert out["SKU"].to_list() == ["'=HYPERLINK(\"x\")", "'+1", "'-cmd", "'@SUM(A1)", "'\tTAB", "'\rCR", "TS-RED", None]
+    assert out["Amount at risk"].to_list() == ["-5.00"] * 8  # numbers stay numbers

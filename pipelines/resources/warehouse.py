@@ -6,7 +6,6 @@ business date) inside that transaction: a rerun never duplicates rows.
 """
 from __future__ import annotations
 
-import re
 import time
 from contextlib import contextmanager
 from datetime import date
@@ -20,21 +19,14 @@ import polars as pl
 from pipelines.settings import SQL_DIR
 
 SCHEMA_FILES = sorted((SQL_DIR / "schema").glob("create_*.sql"))
-_PARAM_RE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
-
-
-def split_statements(sql: str) -> list[str]:
-    """Split a SQL file into statements on ';' at the end of a line (comments kept out)."""
-    lines = [ln for ln in sql.splitlines() if not ln.strip().startswith("--")]
-    parts = re.split(r";\s*(?:\n|$)", "\n".join(lines))
-    return [p.strip() for p in parts if p.strip()]
 
 
 def run_sql(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None) -> None:
-    """Run every statement of ``sql``; each gets only the ``$name`` parameters it uses."""
+    """Run every statement of ``sql`` (split by DuckDB's own parser); each gets only the
+    ``$name`` parameters it uses."""
     params = params or {}
-    for statement in split_statements(sql):
-        names = set(_PARAM_RE.findall(statement))
+    for statement in con.extract_statements(sql):
+        names = set(statement.named_parameters)
         missing = names - set(params)
         if missing:
             raise KeyError(f"SQL parameter(s) not given: {', '.join(sorted(missing))}")
