@@ -186,7 +186,11 @@ def cmd_emulator(args: argparse.Namespace) -> int:
         generate_world(world_dir, seed=DEMO_SEED, n_returns=DEMO_RETURNS, end_date=end)
     from pipelines.demo.emulator import serve_forever
     manifest = _load_manifest(world_dir)
-    serve_forever(world_dir, args.host, args.port, tenant_id=manifest["tenant_id"], token=manifest["token"],
+    # The credentials the user configured (OPLOG_TENANT_ID / OPLOG_TOKEN) are the ones served, so
+    # `recon run` with the same environment is let in; unset, the world's own.
+    serve_forever(world_dir, args.host, args.port,
+                  tenant_id=os.environ.get("OPLOG_TENANT_ID") or manifest["tenant_id"],
+                  token=os.environ.get("OPLOG_TOKEN") or manifest["token"],
                   rate_limit_per_minute=args.rate_limit)
     return 0
 
