@@ -30,6 +30,8 @@ class Settings:
     storefront_db_url: str
     storefront_table_prefix: str
     refund_ledger_path: Path
+    # IANA zone in which OpenCart writes its datetimes (its config_timezone)
+    storefront_timezone: str = "UTC"
 
     @property
     def demo_dir(self) -> Path:
@@ -60,4 +62,5 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         storefront_db_url=get("STOREFRONT_DB_URL") or f"sqlite:///{demo / 'storefront.sqlite'}",
         storefront_table_prefix=get("STOREFRONT_TABLE_PREFIX") or "oc_",
         refund_ledger_path=Path(get("REFUND_LEDGER_PATH") or demo / "ledger"),
+        storefront_timezone=(get("STOREFRONT_TIMEZONE") or "UTC").strip() or "UTC",
     )

@@ -23,9 +23,10 @@ DESCRIPTIONS = {
     "raw.oc_products": "Storefront catalogue stock: per product, the SKU, the quantity the shop believes it "
                        "can sell, and the unit price. Compared with the warehouse's sellable stock.",
     "raw.oc_returns": "Storefront return requests (RMAs, shown to customers as RMA-<id>): order, SKU, "
-                      "quantity, reason, status and action. RMAs failing validation (unknown status or "
-                      "action, missing order line, bad quantity) are in recon.rejects instead.",
-    "raw.oc_return_history": "Every status change of every RMA with its date, so the status on any past "
+                      "quantity, reason, status and action names as the shop has them (unmapped names "
+                      "load and are reported by the checks). RMAs failing validation (missing order or "
+                      "order line, bad quantity, no date) are in recon.rejects instead.",
+    "raw.oc_return_history": "Every status change of every RMA with its date (UTC), so the status on any past "
                              "day is known, plus the return parcel's tracking number when shop staff noted "
                              "one (the note itself is not kept).",
 }
@@ -49,7 +50,7 @@ def storefront_snapshot(context: dg.AssetExecutionContext, storefront: Storefron
     d = business_date_of(context)
     config = recon_config.load()
     context.log.info(f"storefront snapshot for {d}: reading {storefront.safe_url} "
-                     f"(table prefix {storefront.table_prefix!r})")
+                     f"(table prefix {storefront.table_prefix!r}, shop time zone {storefront.timezone!r})")
     snapshot = storefront.read_snapshot(config.tracking_pattern, config.rma_status_map, config.rma_action_map)
     frames = snapshot.frames()
     for table, frame in frames.items():

@@ -38,6 +38,7 @@ def build_resources(settings: Settings | None = None, env: dict[str, str] | None
         "storefront": StorefrontResource(
             db_url=_secret("STOREFRONT_DB_URL", settings.storefront_db_url, env),
             table_prefix=settings.storefront_table_prefix,
+            timezone=settings.storefront_timezone,
         ),
         "refund_ledger": RefundLedgerResource(path=str(settings.refund_ledger_path)),
     }
