@@ -40,9 +40,30 @@ def run_sql_file(con: duckdb.DuckDBPyConnection, path: str | Path, params: dict[
     run_sql(con, path.read_text(), params)
 
 
+def _schema_version() -> str:
+    import hashlib
+    digest = hashlib.sha256()
+    for path in SCHEMA_FILES:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+SCHEMA_VERSION = _schema_version()
+
+
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create every table (sql/schema/create_*.sql). A warehouse that already has this version of
+    the DDL (a hash of the files, kept in main.schema_version) is left alone: one query instead
+    of re-running some fifty statements on every connection."""
+    try:
+        current = con.execute("SELECT version FROM main.schema_version").fetchone()
+    except duckdb.CatalogException:
+        current = None
+    if current is not None and current[0] == SCHEMA_VERSION:
+        return
     for path in SCHEMA_FILES:
         run_sql(con, path.read_text())
+    con.execute("CREATE OR REPLACE TABLE main.schema_version AS SELECT $v AS version", {"v": SCHEMA_VERSION})
 
 
 def connect(path: str | Path, *, read_only: bool = False, lock_timeout_s: float = 600.0) -> duckdb.DuckDBPyConnection:
