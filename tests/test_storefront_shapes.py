@@ -20,7 +20,7 @@ from pipelines.resources.storefront import (
     DATE_ADDED_MISSING, GRAIN_COLUMNS, PAYLOAD_COLUMNS, PERSONAL_COLUMNS, REJECTS_SCHEMA, StorefrontResource,
     _payload,
 )
-from pipelines.settings import SQL_DIR, load_settings
+from pipelines.settings import load_settings
 from tests.test_storefront_ingestion import PERSONAL, VALID_HISTORY, VALID_RETURNS, build_opencart
 
 CFG = load_config()
@@ -138,7 +138,7 @@ def test_orders_and_products_without_dates_still_load(db):
 class Spy:
     """Wraps create_engine: records the table each query reads first, and runs a hook before it."""
 
-    def __init__(self, monkeypatch, db: Path, before=None):
+    def __init__(self, monkeypatch, before=None):
         import pipelines.resources.storefront as storefront_module
 
         self.tables: list[str] = []
@@ -160,7 +160,7 @@ class Spy:
 
 
 def test_children_are_read_before_parents(db, monkeypatch):
-    spy = Spy(monkeypatch, db)
+    spy = Spy(monkeypatch)
     read(db)
     assert spy.tables == ["oc_return_history", "oc_return", "oc_order_product", "oc_order", "oc_product"]
 
@@ -185,7 +185,7 @@ def test_a_return_written_during_the_read_never_appears_without_its_order(db, mo
                 "'2026-03-26 10:00:00', '2026-03-26 10:00:00')",
                 "INSERT INTO oc_return_history VALUES (90, 601, 7, 0, '', '2026-03-26 10:00:00')")
 
-    Spy(monkeypatch, db, before=shop_writes)
+    Spy(monkeypatch, before=shop_writes)
     snap = read(db)
     assert 601 in set(snap.returns["return_id"])           # read after its history: its order came later still
     assert 90 in set(snap.order_lines["order_product_id"]) and 2001 in set(snap.orders["order_id"])
@@ -292,7 +292,6 @@ def test_reject_grains_reach_recon_rejects(db, tmp_path):
         con.close()
     assert rows["RMA-505"] == ("9999", "RMA-505")
     assert rows["RMA-4242/history:8"] == (None, "RMA-4242")
-    assert (SQL_DIR / "schema" / "create_recon_base_tables.sql").is_file()
 
 
 # --------------------------------------------------------------------------- 7. reject payloads
