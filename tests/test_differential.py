@@ -12,7 +12,8 @@ import json
 import os
 from collections import Counter
 
-from differential.run import run_seeds, summary
+from differential.reference import RULES
+from differential.run import rule_counts, run_seeds, summary
 
 
 def test_pipeline_agrees_with_reference_on_random_worlds(tmp_path, record_property):
@@ -32,4 +33,8 @@ def test_pipeline_agrees_with_reference_on_random_worlds(tmp_path, record_proper
         for (kind, rule), c in by_kind.most_common())
     examples = "\n".join("  " + json.dumps(d, default=str)[:400] for d in disagreements[:15])
     assert compared > 0, line
+    if worlds >= 100:  # the generator must keep exercising every rule
+        fired = rule_counts(results)
+        assert not [r for r in RULES if not fired[r]], f"rules that never fired in {worlds} worlds: " \
+            f"{[r for r in RULES if not fired[r]]} ({dict(fired)})"
     assert not disagreements, f"{line}\n{overview}\nfirst ones:\n{examples}\nall: {report}"

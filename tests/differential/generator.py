@@ -40,7 +40,7 @@ TENANT_ID = "diff-tenant"
 TOKEN = "diff-token-5d1e"
 REFUND_METHOD = "magento.postsales.refund_management.updated"
 
-CURRENCIES = {"EUR": "1.00000000", "USD": "1.08500000", "GBP": "0.86120000"}
+CURRENCIES = {"EUR": "1.00000000", "USD": "1.08500000", "GBP": "0.86120000", "CHF": "0.95814567"}
 MODELS = ["TS-RED", "TS-BLUE", "MUG-01", "CAP-XL", "SOCK-3P", "BAG-22", "JKT-M", "SHOE-42"]
 
 # return statuses (language 1): the default map's names, an alias spelled differently, and an
@@ -157,7 +157,7 @@ class Gen:
 
     def make_order(self, abandoned: bool = False) -> dict:
         r = self.r
-        currency = r.choice(["EUR", "EUR", "USD", "GBP"])
+        currency = r.choice(["EUR", "EUR", "USD", "GBP", "CHF"])
         status = 0 if abandoned else r.choice([5, 5, 5, 2, 1, 7])
         o = {"order_id": self.nid("order"), "currency": currency, "cv": Decimal(CURRENCIES[currency]),
              "status": status, "rows": [], "created": self.at(-60, -45)}
@@ -200,7 +200,8 @@ class Gen:
         return (g / qty).quantize(Decimal("0.00000001"), ROUND_HALF_UP)
 
     # ------------------------------------------------------------------ RMAs
-    def make_rma(self, o: dict, model: str, rows: list[dict], *, invalid: str | None = None) -> dict:
+    def make_rma(self, o: dict, model: str, rows: list[dict], *, invalid: str | None = None,
+                 force_tracking: str | None = None) -> dict:
         r = self.r
         ordered = sum(x["quantity"] for x in rows)
         rid = self.nid("return")
@@ -208,7 +209,7 @@ class Gen:
         if invalid == "quantity":
             qty = 0
         created = self.at(-45, -0.2) if self.chance(0.93) else (T if self.chance(0.4) else self.at(0.01, 1.5))
-        if invalid:
+        if invalid or force_tracking:
             created = self.at(-45, -0.2)  # AMBIGUOUS: avoided (is a record from after T a reject at T?)
         typed = model
         product_id = rows[0]["product"]["product_id"]
@@ -217,6 +218,8 @@ class Gen:
             typed, product_id = model.lower(), 0
         elif x < 0.2:
             typed = f" {model} "
+        elif x < 0.25:
+            product_id = 9000 + rid  # a product re-created since: the RMA still belongs to (order, model)
         if invalid == "model":
             typed, product_id = "NO-SUCH-SKU", 0
         history: list[list] = []
@@ -226,19 +229,19 @@ class Gen:
         t = created
         if has_history:
             history.append([t, ST_PENDING, ""])
-            if self.chance(0.85):
+            if self.chance(0.85) or force_tracking:
                 t = t + int(r.uniform(0.01, 2.5) * DAY)
                 t -= t % SEC
                 if self.chance(0.1):  # authorised exactly 21 days before T (not "more than")
                     t = T - 21 * DAY
                 auth_status = ST_AWAIT2 if self.chance(0.1) else ST_AWAITING
                 comment = "Return authorised."
-                if self.chance(0.55):
-                    rma["tracking"] = self.tracking_number()
+                if force_tracking or self.chance(0.55):
+                    rma["tracking"] = force_tracking or self.tracking_number()
                     comment += " " + self.tracking_comment(rma["tracking"])
                 history.append([max(t, history[-1][0]), auth_status, comment])
                 rma["auth"] = t
-                if self.chance(0.25):
+                if not force_tracking and self.chance(0.25):
                     # a tracking number pasted later, maybe corrected, maybe (again) after T
                     for _ in range(r.choice([1, 2])):
                         t2 = t + int(r.uniform(0.02, 3) * DAY)
@@ -278,9 +281,10 @@ class Gen:
             history[:] = [h for h in history if h[0] <= NOW]
             own_status = history[-1][1]
         else:
-            own_status = r.choice([ST_PENDING, ST_AWAITING, ST_COMPLETE, ST_REJECTED, ST_ONHOLD, ST_AWAIT2])
-        action = r.choices([A_REFUNDED, A_WAITING, A_CREDIT, A_REPLACEMENT, A_EXCHANGE, 0, None],
-                           weights=[45, 20, 8, 8, 5, 10, 4])[0]
+            # 99: an id the status table does not know (status UNKNOWN)
+            own_status = r.choice([ST_PENDING, ST_AWAITING, ST_COMPLETE, ST_REJECTED, ST_ONHOLD, ST_AWAIT2, 99])
+        action = r.choices([A_REFUNDED, A_WAITING, A_CREDIT, A_REPLACEMENT, A_EXCHANGE, 0, None, 99],
+                           weights=[45, 20, 8, 8, 5, 10, 4, 2])[0]
         rma.update(action=action, own_status=own_status)
         for h in history:
             self.rows["oc_return_history"].append((self.nid("history"), rid, h[1], 1, h[2], fmt_oc(h[0])))
@@ -426,6 +430,8 @@ class Gen:
                             "reason_description": "Too big", "payments": [self.payment(a, ps)]}
                            for k, (item, a, ps) in enumerate(amounts or lines, 1)],
                  "custom_attributes": []}
+            if undated and status == "RELEASED" and when == t:
+                del b["status"]["date"]  # the version date is then credit_note_date
             if currency is not None:
                 b["currency"] = currency
             elif explicit_null:
@@ -434,6 +440,7 @@ class Gen:
 
         offset = r.choice([0, 0, 0, 2, -1])
         explicit_null = self.chance(0.5)
+        undated = versions in ("simple", "redelivered") and self.chance(0.15)
         if versions == "simple":
             self.publish(body("RELEASED", t, offset=offset), t)
         elif versions == "redelivered":
@@ -455,6 +462,10 @@ class Gen:
             pending = body("PENDING", t)
             self.publish(body("RELEASED", t2), t2)
             self.publish(pending, t2 + DAY)  # the older PENDING arrives in a later file
+        elif versions == "released_then_pending":  # a newer PENDING version: not money out any more
+            t2 = t + int(r.uniform(0.1, 3) * DAY)
+            self.publish(body("RELEASED", t), t)
+            self.publish(body("PENDING", t2), t2)
         elif versions == "conflict":
             # a second version with the same date and other amounts: the second in file order is rejected
             other = [(item, str(Decimal(a) + 1) if a else a, ps) for item, a, ps in lines]
@@ -511,6 +522,8 @@ class Gen:
         grades = "".join(r.choices("UDMW", weights=[75, 12, 6, 7])[0] for _ in range(max(rma["qty"], 1)))
         if self.chance(0.1):
             grades += "U"
+        elif self.chance(0.02):
+            grades = ""  # a return without line items
         elif self.chance(0.08) and len(grades) > 1:
             grades = grades[:-1]
         other = [m for m in self.products if m != model]
@@ -551,6 +564,8 @@ class Gen:
                 amount = (units * ug).quantize(Decimal("0.001"), ROUND_HALF_UP) + Decimal("0.005")
             elif y < 0.22:
                 amount = cents(ug * units / 2)
+            elif y < 0.25:
+                amount = (units * ug).quantize(Decimal("0.000001"), ROUND_HALF_UP)  # sub-cent decimals
             text = f"{amount:f}"
             if self.chance(0.1):
                 text = text.rstrip("0").rstrip(".") or "0"
@@ -571,8 +586,8 @@ class Gen:
                 currency = r.choice([k for k in CURRENCIES if k != o["currency"]])
             rtype = r.choices(["Return", "Appeasement", "Cancellation"], weights=[90, 6, 4])[0]
             versions = r.choices(["simple", "pending_then_released", "released_after_T", "released_at_T",
-                                  "stale_pending", "redelivered", "conflict"],
-                                 weights=[50, 12, 8, 3, 8, 10, 3])[0]
+                                  "stale_pending", "redelivered", "conflict", "released_then_pending"],
+                                 weights=[50, 12, 8, 3, 8, 10, 3, 3])[0]
             if versions == "conflict" and currency not in (None, o["currency"]):
                 versions = "simple"  # AMBIGUOUS: avoided (which version a currency check would judge)
             t = self.at(-20, -0.5) if self.chance(0.9) else self.at(-40, -20)
@@ -582,6 +597,22 @@ class Gen:
             self.credit_note(str(o["order_id"]), [(str(rows[0]["order_product_id"]),
                                                    r.choice(["12,50abc", None]), "REFUNDED")],
                              self.at(-10, -1), currency=o["currency"])
+
+    def story_shared_parcel(self, o: dict, lines: list[tuple[str, list[dict]]]) -> None:
+        """Two RMA lines of one order sent back in one unannounced parcel with one tracking number."""
+        r = self.r
+        trk = self.tracking_number()
+        rmas = [self.make_rma(o, model, rows, force_tracking=trk) for model, rows in lines]
+        arrive = max(x["created"] for x in rmas) + int(r.uniform(0.5, 15) * DAY)
+        complete = arrive + int(r.uniform(0.05, 3) * DAY) if self.chance(0.8) else None
+        units = [(model, r.choices("UDW", weights=[85, 10, 5])[0]) for model, rma in zip((m for m, _ in lines), rmas)
+                 for _ in range(rma["qty"])]
+        w = self.make_wms(str(o["order_id"]), None, trk if self.chance(0.7) else None, arrive, arrive + MIN,
+                          complete, units)
+        if w is not None:
+            self.restock(w, {}, r.choice(["correct", "correct", "off"]))
+        for (model, rows), rma in zip(lines, rmas):
+            self.refunds_for_line(o, model, rows, self.unit_gross(o, rows), [rma])
 
     def story_parcel(self, order_ref: str, model: str | None, n: int) -> None:
         """An unannounced WMS return that no RMA asked for."""
@@ -624,7 +655,11 @@ class Gen:
         if not live:
             live.append(self.make_order())
         for o in live:
-            for model, rows in self.lines_of(o).items():
+            lines = list(self.lines_of(o).items())
+            if len(lines) >= 2 and self.chance(0.12):
+                self.story_shared_parcel(o, lines[:2])
+                lines = lines[2:]
+            for model, rows in lines:
                 x = r.random()
                 if x < 0.6:
                     self.story_rma_line(o, model, rows)
@@ -646,6 +681,18 @@ class Gen:
             self.story_orphan_refund(live)
         if self.chance(0.3):
             self.story_parcel(str(990000 + self.nid("order")), None, r.randint(1, 2))
+        if self.ledger and self.chance(0.3):
+            # other methods share the stream: a return message, and a refund body under another method
+            at, _, text = r.choice(self.ledger)
+            msg = json.loads(text)
+            msg["method"] = r.choice(["magento.postsales.return_management.updated",
+                                      "magento.postsales.return_management.authorize"])
+            for ln in msg["params"]["refund"]["lines"]:
+                for pay in ln["payments"]:
+                    pay["details"]["cost_gross"] = "999.99"
+            self.ledger.append((at + MIN, len(self.ledger), json.dumps(msg, separators=(",", ":"))))
+        if self.ledger and self.chance(0.1):  # valid JSON that is not a message
+            self.ledger.append((self.ledger[0][0] + MIN, len(self.ledger), r.choice(["[]", "null", '"x"', "42"])))
         if self.chance(0.2):  # an invalid JSON line (a truncated redelivery)
             if self.ledger:
                 at, _, text = self.ledger[-1]
@@ -660,7 +707,7 @@ class Gen:
             self.adjust(self.at(-6, 0.5), r.choice([None, "cycle-count"]), [(model, r.randint(1, 3), 0, 0, 0)],
                         "CycleCount")
         when = r.choice([T, T - 7 * DAY, T - 7 * DAY + 1])
-        candidates = [w for w in self.wms_meta if not w["broken"] and w["created"] <= when - DAY]
+        candidates = [w for w in self.wms_meta if not w["broken"] and w["units"] and w["created"] <= when - DAY]
         if self.chance(0.3) and candidates:  # a restock of a return at the edges of the lookback window
             w = r.choice(candidates)
             self.adjust(when, w["ref"], [(w["units"][0][0], 0, 0, 0, 1)], "ReleaseFromQuarantine")

@@ -19,7 +19,8 @@ DETECTION_COLUMNS = ["rule", "order_reference", "order_line_reference", "rma_ref
                      "sku", "refund_reference", "quantity_gap", "amount_at_risk", "currency", "details"]
 
 _ENV_KEYS = ("RECON_HOME", "OPLOG_BASE_URL", "OPLOG_TENANT_ID", "OPLOG_TOKEN", "STOREFRONT_DB_URL",
-             "REFUND_LEDGER_PATH", "RECON_WAREHOUSE", "RECON_EXPORT_DIR")
+             "REFUND_LEDGER_PATH", "RECON_WAREHOUSE", "RECON_EXPORT_DIR", "RECON_CONFIG", "STOREFRONT_TIMEZONE",
+             "STOREFRONT_TABLE_PREFIX")  # cleared first: the defaults (config, UTC storefront, oc_) apply
 
 
 def world_env(home: Path, world: Path, manifest: dict, base_url: str) -> dict[str, str]:
@@ -35,16 +36,13 @@ def world_env(home: Path, world: Path, manifest: dict, base_url: str) -> dict[st
 
 
 _ASSETS = None
-_INSTANCE = None
 
 
 def _instance():
-    """One ephemeral (in-memory) Dagster instance per process: the worlds' runs share nothing else."""
-    global _INSTANCE
-    if _INSTANCE is None:
-        import dagster as dg
-        _INSTANCE = dg.DagsterInstance.ephemeral()
-    return _INSTANCE
+    """A fresh ephemeral (in-memory) Dagster instance per world: cheap once the process is warm (~0.1 s), and
+    a shared one would make every run slower as its event log grows (upstream data versions are looked up)."""
+    import dagster as dg
+    return dg.DagsterInstance.ephemeral()
 
 
 def _assets():

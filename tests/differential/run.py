@@ -34,26 +34,30 @@ def check_seed(seed: int, base: str, keep: bool = False) -> dict:
     started = time.monotonic()
     generate(world, seed)
     findings = evaluate(world, BUSINESS_DATE)
+    rules = dict(Counter(f.rule for f in findings))
     try:
         rows = run_world(world, home, BUSINESS_DATE)
     except Exception as exc:  # noqa: BLE001 - a failed run is one disagreement for the whole world
         line = next((ln for ln in reversed(traceback.format_exception(exc)) if ln.strip()), repr(exc))
-        return {"seed": seed, "compared": len(findings), "findings": len(findings), "seconds": time.monotonic() - started,
+        return {"seed": seed, "compared": len(findings), "findings": len(findings), "rules": rules,
+                "seconds": time.monotonic() - started,
                 "disagreements": [{"kind": "pipeline_run_failed", "rule": None, "key": [],
                                    "pipeline": f"{type(exc).__name__}: {str(exc)[:500]}", "where": line.strip()[:300]}]}
     compared, problems = compare(rows, findings)
     if not keep and not problems:
         shutil.rmtree(root, ignore_errors=True)
-    return {"seed": seed, "compared": compared, "findings": len(findings), "seconds": time.monotonic() - started,
-            "disagreements": [{**p, "seed": seed} for p in problems]}
+    return {"seed": seed, "compared": compared, "findings": len(findings), "rules": rules,
+            "seconds": time.monotonic() - started, "disagreements": [{**p, "seed": seed} for p in problems]}
 
 
 def _warm() -> None:
     # imported once in the parent so forked workers start warm
     import dagster  # noqa: F401
     import pipelines.definitions  # noqa: F401
+    import dagster as dg
     from .harness import _assets
     _assets()
+    dg.DagsterInstance.ephemeral()
 
 
 def run_seeds(seeds: list[int], base: str, workers: int, keep: bool = False) -> list[dict]:
@@ -63,6 +67,14 @@ def run_seeds(seeds: list[int], base: str, workers: int, keep: bool = False) -> 
     ctx = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
         return list(pool.map(check_seed, seeds, [base] * len(seeds), [keep] * len(seeds)))
+
+
+def rule_counts(results: list[dict]) -> Counter:
+    """How often each rule fired in the reference, over all worlds (the generator's coverage)."""
+    total: Counter = Counter()
+    for r in results:
+        total.update(r.get("rules", {}))
+    return total
 
 
 def summary(results: list[dict]) -> tuple[int, int, int, str]:
@@ -87,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     results = run_seeds(list(range(args.first, args.first + args.seeds)), base, args.workers, args.keep)
     _, _, _, line = summary(results)
     print(line, f"in {time.monotonic() - t0:.0f}s; worlds under {base}")
+    print("  reference findings per rule:", dict(sorted(rule_counts(results).items())))
     dis = [d for r in results for d in r["disagreements"]]
     for (kind, rule), c in sorted(Counter((d["kind"], d["rule"]) for d in dis).items(), key=lambda x: -x[1]):
         seeds = sorted({d["seed"] for d in dis if d["kind"] == kind and d["rule"] == rule})
