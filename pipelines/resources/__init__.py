@@ -4,14 +4,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from pipelines.resources.secrets import secret_config
 from pipelines.settings import Settings, load_settings
-
-
-def _secret(name: str, value: str, env: dict[str, str]) -> Any:
-    import dagster as dg
-
-    from_process_env = os.environ.get(name)
-    return dg.EnvVar(name) if from_process_env and from_process_env == value == env.get(name) else value
 
 
 def build_resources(settings: Settings | None = None, env: dict[str, str] | None = None) -> dict[str, Any]:
@@ -31,12 +25,12 @@ def build_resources(settings: Settings | None = None, env: dict[str, str] | None
         "wms": WmsClientResource(
             base_url=settings.oplog_base_url,
             tenant_id=settings.oplog_tenant_id,
-            # Secrets set in the environment stay EnvVar references, so the Dagster UI shows the
-            # variable's name, never its value. The demo defaults are not secrets.
-            token=_secret("OPLOG_TOKEN", settings.oplog_token, env),
+            # Secrets never become config values (shown in the UI, kept in run storage), whatever
+            # their origin: an EnvVar reference or a handle to the value (pipelines/resources/secrets.py).
+            token=secret_config("OPLOG_TOKEN", settings.oplog_token),
         ),
         "storefront": StorefrontResource(
-            db_url=_secret("STOREFRONT_DB_URL", settings.storefront_db_url, env),
+            db_url=secret_config("STOREFRONT_DB_URL", settings.storefront_db_url),
             table_prefix=settings.storefront_table_prefix,
             timezone=settings.storefront_timezone,
         ),

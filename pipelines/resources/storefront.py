@@ -53,6 +53,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from pipelines.errors import SourceUnavailable
+from pipelines.resources.secrets import reveal
 
 SOURCE = "storefront"
 LANGUAGE_ID = 1
@@ -349,7 +350,7 @@ class StorefrontResource(dg.ConfigurableResource):
     def safe_url(self) -> str:
         """The URL with its password hidden: the only form that may be shown anywhere."""
         try:
-            return make_url(self.db_url).render_as_string(hide_password=True)
+            return make_url(reveal(self.db_url)).render_as_string(hide_password=True)
         except Exception:  # noqa: BLE001 - an unparsable URL is shown as nothing at all
             return "<invalid database URL>"
 
@@ -357,7 +358,7 @@ class StorefrontResource(dg.ConfigurableResource):
         """First line of an error text, with the password (if any) masked."""
         line = (text or "").strip().splitlines()[0] if (text or "").strip() else "unknown error"
         try:
-            password = make_url(self.db_url).password
+            password = make_url(reveal(self.db_url)).password
         except Exception:  # noqa: BLE001
             password = None
         if password:
@@ -374,7 +375,7 @@ class StorefrontResource(dg.ConfigurableResource):
         if not _PREFIX_RE.fullmatch(self.table_prefix):
             raise SourceUnavailable(f"storefront table prefix {self.table_prefix!r} is not a plain identifier")
         try:
-            url = make_url(self.db_url)
+            url = make_url(reveal(self.db_url))
         except Exception:  # noqa: BLE001 - the message of a parse error may echo the URL
             raise SourceUnavailable("storefront database URL is not a valid SQLAlchemy URL") from None
         if url.get_backend_name() == "sqlite":

@@ -35,6 +35,7 @@ import tenacity
 from pydantic import Field
 
 from pipelines.errors import SourceUnavailable
+from pipelines.resources.secrets import reveal
 
 API_PREFIX = "/openapi/v1"
 MAX_PAGE = 100
@@ -338,7 +339,7 @@ class WmsClientResource(dg.ConfigurableResource):
                logger: logging.Logger | None = None) -> WmsClient:
         c = wms_config or {}
         return WmsClient(
-            self.base_url, self.tenant_id, self.token,
+            self.base_url, self.tenant_id, reveal(self.token),
             timeout=c.get("timeout_seconds", 30.0),
             max_retries=int(c.get("max_retries", 6)),
             backoff_seconds=c.get("backoff_seconds", 0.5),
