@@ -802,3 +802,124 @@ def test_serve_forever_cli_uses_manifest_credentials(tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
             raise
+
+
+# --------------------------------------------------------------------------- broken answers
+
+
+def test_reset_rate_resets_connections_without_an_answer(world):
+    with WmsEmulator(world, tenant_id=TENANT, token=TOKEN, rate_limit_per_minute=BIG_LIMIT, reset_rate=1.0,
+                     mutate_between_pages=3) as e:
+        api = Api(e.base_url)
+        for _ in range(3):
+            with pytest.raises(requests.ConnectionError):
+                api.get("/Returns", {"offset": 10})
+        assert e.connections_reset == 3 and e.requests_total == 3
+        assert e.mutations_done == 0, "a reset request is not routed"
+        e.reset_rate = 0.0
+        assert api.get("/Returns").status_code == 200  # the session reconnects
+        # unauthenticated requests are answered, never reset
+        e.reset_rate = 1.0
+        assert Api(e.base_url, {}).get("/Returns").status_code == 401
+        assert e.connections_reset == 3
+
+
+def test_html_rate_answers_200_with_an_html_page(world):
+    with WmsEmulator(world, tenant_id=TENANT, token=TOKEN, rate_limit_per_minute=BIG_LIMIT, html_rate=1.0) as e:
+        api = Api(e.base_url)
+        r = api.get("/Returns")
+        assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/html")
+        assert r.text.lstrip().startswith("<!DOCTYPE html>")
+        with pytest.raises(ValueError):
+            r.json()
+        assert e.responses_html == 1
+        e.html_rate = 0.5
+        kinds = [api.get("/Stocks").headers["Content-Type"].split(";")[0] for _ in range(40)]
+        assert set(kinds) == {"text/html", "application/json"}
+        assert e.responses_html == 1 + kinds.count("text/html")
+
+
+def test_truncated_rate_cuts_the_json_body_in_half(world):
+    with WmsEmulator(world, tenant_id=TENANT, token=TOKEN, rate_limit_per_minute=BIG_LIMIT) as e:
+        api = Api(e.base_url)
+        full = api.get("/Stocks", {"count": 100}).content
+        e.truncated_rate = 1.0
+        r = api.get("/Stocks", {"count": 100})
+        assert r.status_code == 200 and r.content == full[: len(full) // 2]
+        assert int(r.headers["Content-Length"]) == len(r.content)
+        with pytest.raises(ValueError):
+            r.json()
+        # only 200 answers are cut: an error envelope stays whole
+        assert api.get("/Returns/no-such-return").json()["error"]["code"] == "NotFound"
+        assert e.responses_truncated == 1
+
+
+def test_drop_dataset_count_omits_it_from_every_page(world):
+    with WmsEmulator(world, tenant_id=TENANT, token=TOKEN, rate_limit_per_minute=BIG_LIMIT) as e:
+        api = Api(e.base_url)
+        e.drop_dataset_count = True
+        items, offset = [], 0
+        for _ in range(10):
+            body = api.ok("/Returns", {"offset": offset, "count": 100})
+            assert "dataSetCount" not in body and body["count"] == len(body["items"])
+            if not body["items"]:
+                break
+            items += body["items"]
+            offset += len(body["items"])
+        assert refs(items) == refs(world.returns)
+        assert e.pages_without_dataset_count == 4  # 100 + 100 + 50 + the empty page
+        e.drop_dataset_count = False
+        assert api.ok("/Returns")["dataSetCount"] == N_RETURNS
+
+
+def test_retry_after_seconds_overrides_the_429_wait(world):
+    with WmsEmulator(world, tenant_id=TENANT, token=TOKEN, rate_limit_per_minute=1, rate_window_seconds=60,
+                     retry_after_seconds=900) as e:
+        api = Api(e.base_url)
+        assert api.get("/Stocks").status_code == 200
+        r = api.get("/Stocks")
+        assert r.status_code == 429 and r.headers["x-retry-after"] == "900"
+        assert r.json() == {"statusCode": 429, "message": "Rate limit is exceeded. Try again in 900 seconds."}
+        e.retry_after_seconds = 0.25
+        assert api.get("/Stocks").headers["x-retry-after"] == "0.25"
+        e.retry_after_seconds = None
+        assert 1 <= int(api.get("/Stocks").headers["x-retry-after"]) <= 60
+        assert e.responses_429 == 3
+
+
+def test_fault_switches_validate_and_reset_counters(world):
+    e = WmsEmulator(world)
+    for name in ("html_rate", "truncated_rate", "reset_rate"):
+        for bad in (-0.1, 1.5):
+            with pytest.raises(ValueError):
+                setattr(e, name, bad)
+    with pytest.raises(ValueError):
+        e.retry_after_seconds = -1
+    e._responses_html = e._responses_truncated = e._connections_reset = e._pages_without_count = 5
+    e.reset_counters()
+    assert (e.responses_html, e.responses_truncated, e.connections_reset, e.pages_without_dataset_count) == (0, 0, 0, 0)
+
+
+def test_broken_answer_draws_are_seeded(world):
+    def run(seed: int) -> list[str]:
+        with WmsEmulator(world, tenant_id=TENANT, token=TOKEN, rate_limit_per_minute=BIG_LIMIT, seed=seed,
+                         html_rate=0.3, truncated_rate=0.3, reset_rate=0.2) as e:
+            api = Api(e.base_url)
+            out = []
+            for _ in range(30):
+                try:
+                    r = api.get("/Stocks")
+                except requests.ConnectionError:
+                    out.append("reset")
+                    continue
+                try:
+                    r.json()
+                    out.append("ok")
+                except ValueError:
+                    out.append("html" if r.text.startswith("<") else "cut")
+            assert out.count("reset") == e.connections_reset and out.count("html") == e.responses_html
+            assert out.count("cut") == e.responses_truncated
+            return out
+
+    first = run(3)
+    assert first == run(3) and {"ok", "reset", "html", "cut"} <= set(first)

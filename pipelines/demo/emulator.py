@@ -65,8 +65,28 @@ requests answered 500/502/503, drawn from ``random.Random(seed)``),
 preferring those in the requested result set before the offset; new timestamps
 come from a clock starting at the latest timestamp of the world, +1 s per
 mutation). Mutations change ``emulator.world``, a deep copy of the world given
-to the constructor. Counters: ``requests_total``, ``responses_429``,
-``responses_5xx``, ``mutations_done``, ``requests_by_path`` (a copy).
+to the constructor.
+
+Broken answers (each a share in [0, 1] of authenticated requests, drawn from the
+same seeded RNG, in this order, after ``error_rate``; a switch at 0 draws nothing,
+so the other switches' sequences do not change):
+
+* ``reset_rate`` -- the connection is reset (``SO_LINGER`` 0, RST) without an
+  answer, before the request is routed (no mutation happens);
+* ``html_rate`` -- ``200`` with ``Content-Type: text/html`` and an HTML error page
+  (a proxy's), before the request is routed;
+* ``truncated_rate`` -- a request that would have been answered ``200`` gets the
+  first half of its JSON body (``Content-Length`` is that of the cut body, so the
+  HTTP exchange is complete and only the JSON is broken).
+
+``drop_dataset_count`` (bool): page envelopes carry no ``dataSetCount`` (a
+client must page until an empty page). ``retry_after_seconds`` (None or >= 0):
+the ``x-retry-after`` of every 429 (and the number in its message) instead of
+the time until the window frees a slot -- the rate limit itself is unchanged.
+
+Counters: ``requests_total``, ``responses_429``, ``responses_5xx``,
+``responses_html``, ``responses_truncated``, ``connections_reset``,
+``pages_without_dataset_count``, ``mutations_done``, ``requests_by_path`` (a copy).
 
 Requests are logged at DEBUG level only (method, path, status), never headers.
 """
@@ -83,6 +103,7 @@ import random
 import re
 import signal
 import socket
+import struct
 import threading
 import time
 import uuid
@@ -573,8 +594,18 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, addr, handler, emulator: "WmsEmulator"):
         self.emulator = emulator
         self.open_sockets: set[socket.socket] = set()
+        self.reset_sockets: set[socket.socket] = set()
         self.sockets_lock = threading.Lock()
         super().__init__(addr, handler)
+
+    def shutdown_request(self, request) -> None:
+        with self.sockets_lock:
+            reset = request in self.reset_sockets
+            self.reset_sockets.discard(request)
+        if reset:  # no FIN first (socketserver's shutdown(SHUT_WR)): close at once, a RST
+            self.close_request(request)
+        else:
+            super().shutdown_request(request)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -606,9 +637,13 @@ class _Handler(BaseHTTPRequestHandler):
             except (ValueError, OSError):
                 self.close_connection = True
         status, headers, body = self.server.emulator._handle(method, self.path, self.headers)
+        if status == RESET:
+            self._reset_connection()
+            return
+        headers = dict(headers)
         try:
             self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Type", headers.pop("Content-Type", "application/json; charset=utf-8"))
             self.send_header("Content-Length", str(len(body)))
             for name, value in headers.items():
                 self.send_header(name, value)
@@ -616,6 +651,16 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+
+    def _reset_connection(self) -> None:
+        """No answer: the socket is closed with SO_LINGER 0, so the client gets a RST."""
+        self.close_connection = True
+        try:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+        with self.server.sockets_lock:
+            self.server.reset_sockets.add(self.connection)
 
     def do_GET(self) -> None:  # noqa: N802
         self._dispatch("GET")
@@ -649,6 +694,16 @@ def _envelope(code: str, message: str, errors: list[dict] | None = None) -> byte
     })
 
 
+RESET = 0  # a "status" of _handle: reset the connection, answer nothing
+
+_HTML_PAGE = (b"<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head>\n"
+              b"<body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>\n")
+
+
+def _seconds_text(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
 _FAULTS = {500: ("InternalServerError", "An unexpected error occurred."),
            502: ("BadGateway", "The upstream service returned an invalid response."),
            503: ("ServiceUnavailable", "The service is temporarily unavailable.")}
@@ -670,6 +725,11 @@ class WmsEmulator:
         error_rate: float = 0.0,
         latency_seconds: float = 0.0,
         mutate_between_pages: int = 0,
+        html_rate: float = 0.0,
+        truncated_rate: float = 0.0,
+        reset_rate: float = 0.0,
+        drop_dataset_count: bool = False,
+        retry_after_seconds: float | None = None,
         seed: int = 0,
     ) -> None:
         self.world = copy.deepcopy(world)
@@ -690,6 +750,14 @@ class WmsEmulator:
         self.error_rate = error_rate
         self.latency_seconds = latency_seconds
         self.mutate_between_pages = mutate_between_pages
+        self._html_rate = self._truncated_rate = self._reset_rate = 0.0
+        self._drop_count = False
+        self._retry_after: float | None = None
+        self.html_rate = html_rate
+        self.truncated_rate = truncated_rate
+        self.reset_rate = reset_rate
+        self.drop_dataset_count = drop_dataset_count
+        self.retry_after_seconds = retry_after_seconds
         self._windows: dict[str, deque[float]] = {}
         self._entities = {
             "returns": _RETURNS.with_observed(self.world.returns),
@@ -822,6 +890,62 @@ class WmsEmulator:
         with self._lock:
             self._mutate = int(value)
 
+    @staticmethod
+    def _share(name: str, value: float) -> float:
+        if not 0.0 <= float(value) <= 1.0:
+            raise ValueError(f"{name} must be within [0, 1]")
+        return float(value)
+
+    @property
+    def html_rate(self) -> float:
+        return self._html_rate
+
+    @html_rate.setter
+    def html_rate(self, value: float) -> None:
+        value = self._share("html_rate", value)
+        with self._lock:
+            self._html_rate = value
+
+    @property
+    def truncated_rate(self) -> float:
+        return self._truncated_rate
+
+    @truncated_rate.setter
+    def truncated_rate(self, value: float) -> None:
+        value = self._share("truncated_rate", value)
+        with self._lock:
+            self._truncated_rate = value
+
+    @property
+    def reset_rate(self) -> float:
+        return self._reset_rate
+
+    @reset_rate.setter
+    def reset_rate(self, value: float) -> None:
+        value = self._share("reset_rate", value)
+        with self._lock:
+            self._reset_rate = value
+
+    @property
+    def drop_dataset_count(self) -> bool:
+        return self._drop_count
+
+    @drop_dataset_count.setter
+    def drop_dataset_count(self, value: bool) -> None:
+        with self._lock:
+            self._drop_count = bool(value)
+
+    @property
+    def retry_after_seconds(self) -> float | None:
+        return self._retry_after
+
+    @retry_after_seconds.setter
+    def retry_after_seconds(self, value: float | None) -> None:
+        if value is not None and (not math.isfinite(float(value)) or float(value) < 0):
+            raise ValueError("retry_after_seconds must be None or >= 0")
+        with self._lock:
+            self._retry_after = None if value is None else float(value)
+
     # ---- counters
 
     def reset_counters(self) -> None:
@@ -829,6 +953,10 @@ class WmsEmulator:
             self._requests_total = 0
             self._responses_429 = 0
             self._responses_5xx = 0
+            self._responses_html = 0
+            self._responses_truncated = 0
+            self._connections_reset = 0
+            self._pages_without_count = 0
             self._mutations_done = 0
             self._requests_by_path: dict[str, int] = defaultdict(int)
 
@@ -848,6 +976,26 @@ class WmsEmulator:
     @property
     def responses_5xx(self) -> int:
         return self._responses_5xx
+
+    @property
+    def responses_html(self) -> int:
+        """200 answers with an HTML body (``html_rate``)."""
+        return self._responses_html
+
+    @property
+    def responses_truncated(self) -> int:
+        """200 answers whose JSON body was cut in half (``truncated_rate``)."""
+        return self._responses_truncated
+
+    @property
+    def connections_reset(self) -> int:
+        """Requests answered by resetting the connection (``reset_rate``)."""
+        return self._connections_reset
+
+    @property
+    def pages_without_dataset_count(self) -> int:
+        """Page envelopes served without ``dataSetCount`` (``drop_dataset_count``)."""
+        return self._pages_without_count
 
     @property
     def mutations_done(self) -> int:
@@ -907,6 +1055,8 @@ class WmsEmulator:
             out_headers = {"x-remaining-calls": str(remaining)}
             if not allowed:
                 self._responses_429 += 1
+                if self._retry_after is not None:
+                    retry_after = _seconds_text(self._retry_after)
                 out_headers["x-retry-after"] = str(retry_after)
                 return 429, out_headers, _json({
                     "statusCode": 429,
@@ -919,6 +1069,13 @@ class WmsEmulator:
                 status = self._rng.choice(sorted(_FAULTS))
                 self._responses_5xx += 1
                 return status, out_headers, _envelope(*_FAULTS[status])
+            if self._reset_rate > 0 and self._rng.random() < self._reset_rate:
+                self._connections_reset += 1
+                return RESET, {}, b""
+            if self._html_rate > 0 and self._rng.random() < self._html_rate:
+                self._responses_html += 1
+                out_headers["Content-Type"] = "text/html; charset=utf-8"
+                return 200, out_headers, _HTML_PAGE
             try:
                 status, body = 200, self._route(method, path, url.query)
             except _ApiError as exc:
@@ -928,6 +1085,9 @@ class WmsEmulator:
                 status, body = 500, _envelope(*_FAULTS[500])
             if status >= 500:
                 self._responses_5xx += 1
+            if status == 200 and self._truncated_rate > 0 and self._rng.random() < self._truncated_rate:
+                self._responses_truncated += 1
+                body = body[: len(body) // 2]
             return status, out_headers, body
 
     def _redact(self, text: str) -> str:
@@ -980,7 +1140,11 @@ class WmsEmulator:
         page = rows[query.offset: query.offset + query.count]
         if not with_items:
             page = [{k: v for k, v in rec.items() if k != "lineItems"} for rec in page]
-        return _json({"items": page, "count": len(page), "offset": query.offset, "dataSetCount": len(rows)})
+        envelope = {"items": page, "count": len(page), "offset": query.offset, "dataSetCount": len(rows)}
+        if self._drop_count:
+            del envelope["dataSetCount"]
+            self._pages_without_count += 1
+        return _json(envelope)
 
     def _selected(self, kind: str, qs: str, records: list[dict], query: _Query) -> list[dict]:
         """Filtered and sorted records of a query, cached without its paging so that walking
