@@ -211,8 +211,11 @@ def to_decimal(value: Any, *, precision: int, scale: int) -> Decimal | None:
         raise BadValue(f"is not a number: {value!r}") from None
     if not number.is_finite():
         raise BadValue(f"is not a finite number: {value!r}")
-    number = number.quantize(Decimal(1).scaleb(-scale), rounding=ROUND_HALF_UP)
+    # range first: quantizing a huge number past the context's precision raises InvalidOperation
     if abs(number) >= Decimal(10) ** (precision - scale):
+        raise BadValue(f"is out of range for DECIMAL({precision},{scale}): {value!r}")
+    number = number.quantize(Decimal(1).scaleb(-scale), rounding=ROUND_HALF_UP)
+    if abs(number) >= Decimal(10) ** (precision - scale):  # 9999.99995 rounds up past the range
         raise BadValue(f"is out of range for DECIMAL({precision},{scale}): {value!r}")
     return number
 
