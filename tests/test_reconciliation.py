@@ -39,11 +39,17 @@ def reconciled(reconciled_run):
 
 
 def test_every_data_quality_check_passes_on_the_demo_world(reconciled_run):
-    """All checks pass but one warning: the world rejects a ledger credit note on purpose (a
-    non-numeric amount), which leaves its order unjudged, and that check says so."""
+    """All checks pass but the warnings the world provokes on purpose: a ledger credit note with a
+    non-numeric amount (its order is left unjudged, and that check says so) and an RMA status name
+    the map does not know ("On Hold": the storefront and canonical status checks report it)."""
     checks = reconciled_run[1].checks
     assert len(checks) >= 20, checks
-    assert [name for name, passed in checks.items() if not passed] == ["core/data_issues:data_issues_unjudged_grains"]
+    assert sorted(name for name, passed in checks.items() if not passed) == sorted([
+        "core/data_issues:data_issues_unjudged_grains",
+        "raw/oc_return_history:oc_return_history_known_status",
+        "raw/oc_returns:oc_returns_valid",
+        "core/rma_lines:rma_lines_canonical_status",
+    ])
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,10 @@ import duckdb
 
 ORDER_LINE_RULES = ("DUPLICATE_REFUND", "OVER_REFUND", "REFUND_WITHOUT_RECEIPT", "REFUND_FOR_DAMAGED_GOODS",
                     "RECEIVED_NOT_REFUNDED", "QUANTITY_MISMATCH")
+# An order line of the rules is (order reference, SKU): its discrepancy also lists the rows'
+# order_product_ids ("9,10" for option variants), reported but not part of the case's identity.
 GRAIN = {
-    **{r: ("order_reference", "order_line_reference", "sku") for r in ORDER_LINE_RULES},
+    **{r: ("order_reference", "sku") for r in ORDER_LINE_RULES},
     "RMA_NOT_RECEIVED": ("rma_reference", "order_reference", "sku"),
     "STATUS_MISMATCH": ("rma_reference", "order_reference", "sku", "kind"),
     "ORPHAN_WMS_RETURN": ("return_reference",),
@@ -23,6 +25,7 @@ GRAIN = {
     "RESTOCK_MISMATCH": ("return_reference", "sku"),
     "ORPHAN_REFUND": ("refund_reference", "order_line_reference"),
     "UNSYNCED_STOCK_ADJUSTMENT": ("sku",),
+    "REFUND_CURRENCY_MISMATCH": ("refund_reference", "order_line_reference"),
 }
 
 

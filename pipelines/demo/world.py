@@ -79,10 +79,13 @@ BATCH = 5000
 CURRENCIES = {"EUR": Decimal("1.0000"), "USD": Decimal("1.0850"), "GBP": Decimal("0.8612")}
 
 # Return statuses: stock OpenCart ids 1..3, shop-added 4, 5. (id, English, German)
-PENDING, AWAITING, COMPLETE, REJECTED, CANCELLED = 1, 2, 3, 4, 5
+# "On Hold" (6) is a shop-added name the default map does not know (a data-quality warning, the RMA
+# still takes part); "Canceled" (7) is OpenCart's own spelling, mapped to CANCELED.
+PENDING, AWAITING, COMPLETE, REJECTED, CANCELLED, ON_HOLD, CANCELED_US = 1, 2, 3, 4, 5, 6, 7
 RETURN_STATUSES = [(1, "Pending", "Ausstehend"), (2, "Awaiting Products", "Warte auf Artikel"),
                    (3, "Complete", "Abgeschlossen"), (4, "Rejected", "Abgelehnt"),
-                   (5, "Cancelled", "Storniert")]
+                   (5, "Cancelled", "Storniert"), (6, "On Hold", "Angehalten"),
+                   (7, "Canceled", "Abgebrochen")]
 # Actions on ids that are NOT 1..4 in name order: the pipeline must map them by name.
 A_REPLACEMENT, A_CREDIT, A_WAITING, A_REFUNDED = 11, 12, 13, 14
 RETURN_ACTIONS = [(12, "Credit Issued", "Gutschrift erteilt"), (14, "Refunded", "Erstattet"),
@@ -100,7 +103,7 @@ ORDER_STATUSES = [(1, "Pending", "Ausstehend"), (2, "Processing", "In Bearbeitun
 RULES = ["DUPLICATE_REFUND", "OVER_REFUND", "REFUND_WITHOUT_RECEIPT", "REFUND_FOR_DAMAGED_GOODS",
          "RECEIVED_NOT_REFUNDED", "QUANTITY_MISMATCH", "RMA_NOT_RECEIVED", "STATUS_MISMATCH",
          "ORPHAN_WMS_RETURN", "REFERENCE_MISMATCH", "RESTOCK_MISMATCH", "ORPHAN_REFUND",
-         "UNSYNCED_STOCK_ADJUSTMENT"]
+         "UNSYNCED_STOCK_ADJUSTMENT", "REFUND_CURRENCY_MISMATCH"]
 
 REFUND_METHOD = "magento.postsales.refund_management.updated"
 RETURN_UPDATED_METHOD = "magento.postsales.return_management.updated"
@@ -184,13 +187,22 @@ def _dt(us: int) -> datetime:
     return _EPOCH + timedelta(microseconds=us)
 
 
-def fmt_wms(us: int | None) -> str | None:
-    """``2024-02-23T11:11:18.810942Z``"""
+def fmt_wms(us: int | None, digits: int = 6) -> str | None:
+    """``2024-02-23T11:11:18.810942Z``; ``digits`` fractional digits (0: none, the value floored)."""
     if us is None:
         return None
     d = _dt(us)
-    return (f"{d.year:04d}-{d.month:02d}-{d.day:02d}T{d.hour:02d}:{d.minute:02d}:{d.second:02d}"
-            f".{d.microsecond:06d}Z")
+    head = f"{d.year:04d}-{d.month:02d}-{d.day:02d}T{d.hour:02d}:{d.minute:02d}:{d.second:02d}"
+    if digits == 0:
+        return head + "Z"
+    return head + "." + f"{d.microsecond:06d}"[:digits] + "Z"
+
+
+def wms_digits(ref: str) -> int:
+    """Fractional digits of a WMS record's timestamps: real WMS exports carry 0 to 6; one record in
+    six has none, one in six has milliseconds (deterministic by reference, no random draw)."""
+    n = int(ref.rsplit("-", 1)[1]) % 6
+    return 0 if n == 0 else 3 if n == 3 else 6
 
 
 def fmt_oc(us: int) -> str:
@@ -234,10 +246,14 @@ class Product:
 class Line:
     __slots__ = ("order_product_id", "order_id", "product", "quantity", "price", "tax")
 
-    def __init__(self, order_product_id, order_id, product, quantity):
+    def __init__(self, order_product_id, order_id, product, quantity, gross_delta: Decimal | None = None):
         self.order_product_id, self.order_id = order_product_id, order_id
         self.product, self.quantity = product, quantity
         self.price, self.tax = product.price, product.tax
+        if gross_delta:  # an option with a price modifier (size M +2.00): same SKU, other price
+            gross = product.price + product.tax + gross_delta
+            self.price = (gross * 100 / (100 + product.vat)).quantize(Q4, rounding=ROUND_HALF_UP)
+            self.tax = gross - self.price
 
     @property
     def sku(self) -> str:
@@ -261,10 +277,16 @@ class Order:
         """Unit gross in the order currency, full precision."""
         return (line.price + line.tax) * self.cv
 
+    def blended_ug(self, lines: list[Line]) -> Decimal:
+        """Unit gross of an order line made of several rows of one SKU (option variants): total gross
+        / total quantity, half-up to 8 places (reconciliation.md, "As of T, precisely")."""
+        total = sum(((ln.price + ln.tax) * self.cv * ln.quantity for ln in lines), Decimal(0))
+        return (total / sum(ln.quantity for ln in lines)).quantize(Decimal("1E-8"), rounding=ROUND_HALF_UP)
+
 
 class Rma:
     __slots__ = ("return_id", "ref", "order", "line", "qty", "created", "rows", "action", "reason",
-                 "opened", "comment")
+                 "opened", "comment", "product_id", "model")
 
     def __init__(self, return_id, order, line, qty, created, action, reason, opened, comment):
         self.return_id, self.ref = return_id, f"RMA-{return_id}"
@@ -272,6 +294,7 @@ class Rma:
         self.created, self.action, self.reason = sec(created), action, reason
         self.opened, self.comment = opened, comment
         self.rows: list[list] = [[self.created, PENDING, "", 0]]
+        self.product_id = self.model = None  # overrides: a model typed on the return form (product_id 0)
 
     def to(self, t: int, status: int, comment: str = "", notify: int = 1) -> int:
         t = max(sec(t), self.rows[-1][0] + US)  # strictly increasing history dates
@@ -480,8 +503,10 @@ class World:
                 out.append(p)
         return out
 
-    def order(self, t: int, items: list[tuple[Product, int]], currency: str | None = None) -> Order:
-        """Write an order with one line per (product, quantity); products must be distinct."""
+    def order(self, t: int, items: list[tuple], currency: str | None = None, status: int = 5) -> Order:
+        """Write an order with one line per (product, quantity[, gross delta]); products are distinct
+        unless a gross delta makes a row an option variant of another. ``status`` 0 is an abandoned
+        checkout (OpenCart's "missing order")."""
         r = self.rng
         t = sec(t)
         if currency is None:
@@ -492,14 +517,15 @@ class World:
         phone = f"+49 15{r.randint(10, 99)} {r.randint(1000000, 9999999)}"
         o = Order(self.next_id("order"), currency, t, cid, first, last, email, phone)
         total = Decimal("4.99")  # shipping
-        for p, q in items:
-            ln = Line(self.next_id("order_product"), o.order_id, p, q)
+        for item in items:
+            p, q = item[0], item[1]
+            ln = Line(self.next_id("order_product"), o.order_id, p, q, item[2] if len(item) > 2 else None)
             o.lines.append(ln)
             total += (ln.price + ln.tax) * q
             self._row("oc_order_product", (ln.order_product_id, o.order_id, p.product_id, p.name, p.sku, q,
                                            _d4(ln.price), _d4(ln.price * q), _d4(ln.tax)))
         modified = min(t + self.u(1 * DAY, 4 * DAY), self.now)
-        self._row("oc_order", (o.order_id, 0, cid, email, _d4(total), 5, currency, str(o.cv), fmt_oc(t),
+        self._row("oc_order", (o.order_id, 0, cid, email, _d4(total), status, currency, str(o.cv), fmt_oc(t),
                                fmt_oc(modified)))
         if self._scenario_active:
             self.scenario_orders.add(o.order_id)
@@ -513,7 +539,7 @@ class World:
             extra = r.choices([0, 1, 2], weights=[5, 3, 1])[0]
         if not items:
             extra += 1  # an order has at least one line
-        taken = tuple(p for p, _ in items) + tuple(exclude)
+        taken = tuple(it[0] for it in items) + tuple(exclude)
         for p in self.pick_products(extra, exclude=taken):
             items.append((p, r.choices([1, 2, 3], weights=[7, 2, 1])[0]))
         r.shuffle(items)
@@ -542,8 +568,10 @@ class World:
             self._row("oc_return_history", (self.next_id("history"), rma.return_id, status, notify, comment,
                                             fmt_oc(t)))
         o, ln = rma.order, rma.line
-        self._row("oc_return", (rma.return_id, o.order_id, ln.product.product_id, o.customer_id, o.first, o.last,
-                                o.email, o.phone, ln.product.name, ln.sku, rma.qty, rma.opened, rma.reason,
+        pid = ln.product.product_id if rma.product_id is None else rma.product_id
+        model = ln.sku if rma.model is None else rma.model
+        self._row("oc_return", (rma.return_id, o.order_id, pid, o.customer_id, o.first, o.last,
+                                o.email, o.phone, ln.product.name, model, rma.qty, rma.opened, rma.reason,
                                 rma.action, rows[-1][1], rma.comment, fmt_day(o.created), fmt_oc(rows[0][0]),
                                 fmt_oc(rows[-1][0])))
 
@@ -591,12 +619,14 @@ class World:
         state = ("Completed" if completed is not None
                  else "ArrivedToWarehouse" if arrived is not None else "ReturnCreated")
         updated = max(x for x in (w.created, arrived, completed) if x is not None)
+        nd = wms_digits(w.ref)
+        fw = lambda us: fmt_wms(us, nd)  # noqa: E731 - this record's precision
         items = []
         for n, (sku, st, pa, ds, serial) in enumerate(w.items, 1):
             if pa is not None and arrived is not None and pa <= now:
                 assert arrived <= pa and (completed is None or pa <= completed), w.ref
                 updated = max(updated, pa)
-                items.append({"lineItemReferenceNumber": f"{w.ref}-{n}", "sku": sku, "processedAt": fmt_wms(pa),
+                items.append({"lineItemReferenceNumber": f"{w.ref}-{n}", "sku": sku, "processedAt": fw(pa),
                               "state": st, "damagedState": ds, "serialNumber": serial})
             else:
                 assert completed is None, w.ref
@@ -604,9 +634,9 @@ class World:
                               "state": "WaitingToBeProcessed", "damagedState": None, "serialNumber": serial})
         rec = {"source": w.source, "returnReferenceNumber": w.ref, "salesOrderChannel": w.channel,
                "salesOrderReferenceNumber": w.order_ref, "notes": w.notes, "state": state,
-               "trackingId": w.tracking, "cargoCarrier": w.carrier, "createdAt": fmt_wms(w.created),
-               "updatedAt": fmt_wms(updated), "arrivedToWarehouseAt": fmt_wms(arrived),
-               "completedAt": fmt_wms(completed), "courierRequest": w.courier, "tag": w.tag,
+               "trackingId": w.tracking, "cargoCarrier": w.carrier, "createdAt": fw(w.created),
+               "updatedAt": fw(updated), "arrivedToWarehouseAt": fw(arrived),
+               "completedAt": fw(completed), "courierRequest": w.courier, "tag": w.tag,
                "lineItems": items}
         self.f_returns.write(json.dumps(rec, separators=(",", ":")) + "\n")
         self.counts["wms_returns"] += 1
@@ -659,13 +689,21 @@ class World:
 
     def refund(self, order: Order | str, t: int, lines: list[dict], *, rma: str | None = None,
                refund_type: str = "Return", status: str = "RELEASED", currency: str | None = "order",
-               redeliver: int = 0, rejected: bool = False) -> str | None:
-        """Publish one credit note (a refund message). Returns its number, or None when after now."""
+               redeliver: int = 0, rejected: bool = False, cn: str | None = None, status_at: int | None = None,
+               file_at: int | None = None) -> str | None:
+        """Publish one credit note (a refund message). Returns its number, or None when after now.
+
+        ``t`` is the credit note's date; ``status_at`` the date of this message's status (default
+        ``t``); ``cn`` re-publishes an existing note in another version (a new status); ``file_at``
+        the day file it lands in (default the status date: a redelivery may land in a later file)."""
         t = sec(t)
-        if t > self.now:
+        status_at = t if status_at is None else sec(status_at)
+        if t > self.now or status_at > self.now:
             return None
         r = self.rng
-        cn = f"CN-{self.next_id('cn'):06d}"
+        new_note = cn is None
+        if new_note:
+            cn = f"CN-{self.next_id('cn'):06d}"
         order_id = order.ref if isinstance(order, Order) else order
         if currency == "order":
             currency = None if r.random() < 0.15 else (order.currency if isinstance(order, Order) else "EUR")
@@ -675,19 +713,20 @@ class World:
             refund_type, "OTHER")
         st = {"code": status, "name": status,
               "reason_code": "RELEASESUCCESS" if status == "RELEASED" else "AWAITINGAPPROVAL",
-              "reason_name": "RELEASESUCCESS" if status == "RELEASED" else "AWAITINGAPPROVAL", "date": fmt_iso(t)}
+              "reason_name": "RELEASESUCCESS" if status == "RELEASED" else "AWAITINGAPPROVAL",
+              "date": fmt_iso(status_at)}
         body = {"order_id": order_id, "store_id": "0", "sales_channel_id": "ST1", "credit_note_number": cn,
                 "credit_note_date": fmt_iso(t), "rma": rma, "refund_type": refund_type, "refund_reason": reason,
                 "user": r.choice(USERS), "status": st, "currency": currency, "lines": lines,
                 "custom_attributes": []}
         msg = {"jsonrpc": "2.0", "id": f"msg-{self.uid()}", "method": REFUND_METHOD, "params": {"refund": body}}
         text = json.dumps(msg, separators=(",", ":"))
-        where = self._ledger_write(t, text)
+        where = self._ledger_write(status_at if file_at is None else file_at, text)
         self.counts["refund_messages"] += 1
         if rejected:
             self.expected_rejects.append({"file": where[0], "line": where[1], "reason": "non-numeric amount",
                                           "credit_note_number": cn})
-        else:
+        elif new_note:
             self.counts["distinct_credit_notes"] += 1
             self.counts["refund_lines"] += len({ln["order_item_id"] for ln in lines})
         for k in range(redeliver):
@@ -721,7 +760,9 @@ class World:
              restock_at: int | None = None, quarantine: bool = False, refund: str | int | None = "auto",
              refund_at: int | None = None, refund_amount: Decimal | None = None, shipping: bool = False,
              redeliver: int = 0, close: int | None = None, close_status: int = COMPLETE,
-             action: int = A_REFUNDED, messages: bool = False) -> Flow:
+             action: int = A_REFUNDED, messages: bool = False, refund_currency: str | None = "order",
+             trk: tuple[str, str] | None = None, trk_comment: str | None = None,
+             rma_product_id: int | None = None, rma_model: str | None = None) -> Flow:
         """One RMA lifecycle. Times are absolute microseconds; ``None`` means "does not happen".
 
         mode: ``preauth`` (WMS return ``RMA-<id>`` created at authorisation), ``tracking``
@@ -730,23 +771,30 @@ class World:
         the authorisation comment), ``later`` (own comment at ``tracking_at``), ``None``.
         restock: ``auto`` (the correct adjustment), ``None`` or explicit adjustment lines.
         refund: ``auto`` (undamaged units once completed, when the action is Refunded or Waiting for
-        return), ``None``/0, or a unit count.
+        return), ``None``/0, or a unit count. refund_currency: the credit note's ``currency``
+        (``order``: the order's, sometimes absent). trk / trk_comment: a given (tracking number,
+        carrier) and comment format (``{}`` = the number). rma_product_id / rma_model: what the
+        customer typed on the return form.
         """
         r = self.rng
         rma = self.new_rma(order, line, qty, created, action)
-        trk = carrier = None
+        rma.product_id, rma.model = rma_product_id, rma_model
+        given, trk, carrier = trk, None, None
         if tracking:
-            trk, carrier = self.tracking_number()
+            trk, carrier = given or self.tracking_number()
+
+        def tcomment(num: str) -> str:
+            return trk_comment.format(num) if trk_comment else self.tracking_comment(num)
         if auth is not None:
             comment = r.choice(["Return authorised, prepaid label sent.", "Approved.",
                                 "Return approved - please ship within 14 days."])
             if tracking == "auth":
-                comment += " " + self.tracking_comment(trk)
+                comment += " " + tcomment(trk)
             auth = rma.to(auth, AWAITING, comment)
             if messages:
                 self.other_message(auth + self.u(1 * MIN, 30 * MIN), RETURN_AUTHORIZE_METHOD, rma)
         if tracking == "later":
-            rma.note(tracking_at, self.tracking_comment(trk))
+            rma.note(tracking_at, tcomment(trk))
         if correct_at is not None:
             trk, carrier = self.tracking_number()
             rma.note(correct_at, self.tracking_comment(trk, corrected=True))
@@ -787,10 +835,13 @@ class World:
             lines = [self.refund_line(order, line, units, amount=refund_amount)]
             if shipping:
                 lines.append(self.refund_line(order, "SHIPPING", amount=money(Decimal("4.99") * order.cv)))
-            cns.append(self.refund(order, refund_at, lines, rma=rma.ref, redeliver=redeliver))
+            cns.append(self.refund(order, refund_at, lines, rma=rma.ref, redeliver=redeliver,
+                                   currency=refund_currency))
         if close is not None:
             cmt = {COMPLETE: r.choice(["Refund issued.", "Return closed.", "Processed."]),
-                   REJECTED: "Outside the return window.", CANCELLED: "Customer withdrew the return."}[close_status]
+                   REJECTED: "Outside the return window.", CANCELLED: "Customer withdrew the return.",
+                   CANCELED_US: "Canceled at the customer's request.",
+                   ON_HOLD: "On hold: waiting for the customer's bank details."}[close_status]
             close = rma.to(close, close_status, cmt)
             if messages:
                 self.other_message(close + self.u(1 * MIN, 30 * MIN), RETURN_UPDATED_METHOD, rma, "APPROVED")
@@ -835,7 +886,13 @@ class World:
     @staticmethod
     def ol_keys(f: Flow | tuple) -> dict:
         o, ln = (f.order, f.line) if isinstance(f, Flow) else f
-        return {"order_reference": o.ref, "order_line_reference": str(ln.order_product_id), "sku": ln.sku}
+        return {"order_reference": o.ref, "order_line_reference": World.line_ids(o, ln), "sku": ln.sku}
+
+    @staticmethod
+    def line_ids(o: Order, ln: Line) -> str:
+        """The order line of the rules is (order, SKU): its rows' ids, comma-separated, numeric order."""
+        return ",".join(str(x.order_product_id) for x in sorted(
+            (x for x in o.lines if x.sku == ln.sku), key=lambda x: x.order_product_id))
 
     @staticmethod
     def rma_keys(f: Flow, kind: str | None = None) -> dict:
@@ -846,7 +903,7 @@ class World:
 
     @staticmethod
     def look_keys(f: Flow) -> dict:
-        k = {"order_reference": f.order.ref, "order_line_reference": str(f.line.order_product_id),
+        k = {"order_reference": f.order.ref, "order_line_reference": World.line_ids(f.order, f.line),
              "sku": f.line.sku, "rma_reference": f.rma.ref}
         if f.wms is not None:
             k["return_reference"] = f.wms.ref
@@ -1638,6 +1695,197 @@ def la_rejected_ledger_lines(w: World, i: int) -> None:
                 ORDER_LINE_MONEY, {**w.look_keys(f), "credit_note_numbers": [f.refunds[0], bad]})
 
 
+
+# --------------------------------------------------------------------------- real shops' shapes
+# reconciliation.md "As of T, precisely": option variants, credit-note versions, grades as of T,
+# unmapped and alternative status names, typed models, abandoned checkouts, exact decimals.
+
+def _variant_order(w: World, t: int, qty_s: int = 1, qty_m: int = 1) -> tuple[Order, Line, Line]:
+    """An EUR order holding two rows of one SKU (size S, and size M with a +2.00 price modifier, so
+    the blended unit gross stays in whole cents) and at most one other product."""
+    p = w.pick_products(1)[0]
+    items = w.random_items([(p, qty_s), (p, qty_m, Decimal("2.00"))], extra=w.rng.choice([0, 1]), exclude=(p,))
+    o = w.order(t, items, currency="EUR")
+    s, m = sorted((ln for ln in o.lines if ln.product is p), key=lambda ln: ln.order_product_id)
+    return o, s, m
+
+
+def case_refund_currency_mismatch(w: World, i: int) -> None:
+    sid, v = _sid("REFUND_CURRENCY_MISMATCH", i), i % 2
+    if v == 0:
+        # EUR order, return received and refunded in EUR; a second Return credit note for the same
+        # unit in USD (the payment page's currency). The USD line is left out of every other
+        # order-line rule (no DUPLICATE_REFUND, no REFUND_WITHOUT_RECEIPT): fires only this rule.
+        o, ln = w.case_order(w.at(-16), currency="EUR")
+        f = _clean_refunded(w, o, ln, 1, -16)
+        amount = money(f.ug * CURRENCIES["USD"])
+        cn = w.refund(o, w.at(-5), [w.refund_line(o, ln, amount=amount)], rma=f.rma.ref, currency="USD")
+    else:
+        # A USD order nobody returned; a Return credit note in GBP on one of its lines (no RMA). The
+        # line is left out of OVER_REFUND / REFUND_WITHOUT_RECEIPT: fires only this rule.
+        o = w.order(w.at(-20), w.random_items(), currency="USD")
+        ln = w.rng.choice(o.lines)
+        amount = money(o.ug(ln) / CURRENCIES["USD"] * CURRENCIES["GBP"])
+        cn = w.refund(o, w.at(-6), [w.refund_line(o, ln, amount=amount)], rma=None, currency="GBP")
+    w.expect(sid, "REFUND_CURRENCY_MISMATCH", {"refund_reference": cn, "order_line_reference": str(ln.order_product_id)},
+             amount, note=f"order in {o.currency}, credit note {cn} in {'USD' if v == 0 else 'GBP'}")
+
+
+def case_variant_duplicate_refund(w: World, i: int) -> None:
+    # Option variants: rows S (gross g) and M (g + 2.00) of one SKU; the customer returns 1 unit (RMA
+    # of qty 1), received Undamaged; two credit notes refund it, one naming row M and one row S.
+    # One order line (order, SKU) "S,M", unit gross (2g + 2) / 2 = g + 1. Refunded 2g + 2 = 2 units.
+    # Fires DUPLICATE_REFUND (2g + 2 - (g + 1)) and REFUND_WITHOUT_RECEIPT (2 refunded, 1 received).
+    sid = _sid("VARIANT_DUPLICATE_REFUND", i)
+    o, s, m = _variant_order(w, w.at(-24))
+    f = _clean_refunded(w, o, m, 1, -18)
+    cn2 = w.refund(o, w.at(-6), [w.refund_line(o, s, 1)], rma=f.rma.ref)
+    ug = o.blended_ug([s, m])
+    refunded = money(o.ug(m)) + money(o.ug(s))
+    keys = w.ol_keys(f)
+    assert keys["order_line_reference"] == f"{s.order_product_id},{m.order_product_id}"
+    w.expect(sid, "DUPLICATE_REFUND", keys, refunded - ug, note=f"variant rows, {f.refunds[0]} (M) and {cn2} (S)")
+    w.expect(sid, "REFUND_WITHOUT_RECEIPT", keys, ug, 1, note="2 units refunded on the variant line, 1 received")
+
+
+def case_abandoned_checkout_refund(w: World, i: int) -> None:
+    # An abandoned checkout (order_status_id 0: not an order) and a money-out credit note naming
+    # one of its lines: ORPHAN_REFUND (the storefront has no such order line). Fires only that.
+    sid = _sid("ABANDONED_CHECKOUT_REFUND", i)
+    o = w.order(w.at(-12), w.random_items(extra=0), status=0)
+    ln = o.lines[0]
+    amount = money(o.ug(ln))
+    cn = w.refund(o, w.at(-4), [w.refund_line(o, ln, 1)], rma=None, refund_type="Return" if i % 2 else "Appeasement")
+    w.expect(sid, "ORPHAN_REFUND", {"refund_reference": cn, "order_line_reference": str(ln.order_product_id)},
+             amount, note=f"order {o.ref} is an abandoned checkout (status 0)")
+
+
+def la_refund_currency_absent(w: World, i: int) -> None:
+    o, ln = w.case_order(w.at(-15), currency=("USD", "GBP")[i % 2])
+    f = _clean_refunded(w, o, ln, 1, -15, refund_currency=None)
+    w.lookalike(_la("refund_currency_absent", i), "refund_currency_absent",
+                f"a {o.currency} order refunded by a credit note without currency (= the order's)",
+                ["REFUND_CURRENCY_MISMATCH", "OVER_REFUND"],
+                {**w.look_keys(f), "refund_reference": f.refunds[0]})
+
+
+def la_option_variants(w: World, i: int) -> None:
+    # Rows S and M of one SKU (different prices); one RMA for both units, one WMS return, both
+    # Undamaged; two credit notes, one per row, each exactly its row's gross: exactly what was
+    # asked, on the one order line (order, SKU).
+    o, s, m = _variant_order(w, w.at(-22))
+    f = _clean_refunded(w, o, s, 2, -16, refund=None)
+    cns = [w.refund(o, w.at(-8) + k * HOUR, [w.refund_line(o, ln, 1)], rma=f.rma.ref) for k, ln in enumerate((s, m))]
+    w.lookalike(_la("option_variants_refunded_per_row", i), "option_variants_refunded_per_row",
+                "two rows of one SKU (sizes S and M), one RMA of 2 units, one credit note per row",
+                ORDER_LINE_MONEY + ["RECEIVED_NOT_REFUNDED", "QUANTITY_MISMATCH", "REFUND_FOR_DAMAGED_GOODS"],
+                {**w.look_keys(f), "credit_note_numbers": cns})
+
+
+def la_released_after_T(w: World, i: int) -> None:
+    # A credit note PENDING since 2 days before T, RELEASED only after T (a later version of the same
+    # note): not money out at T.
+    if i % 2 == 0:  # with an RMA whose parcel has not arrived (REFUND_WITHOUT_RECEIPT if counted)
+        o, ln = w.case_order(w.at(-7))
+        f = w.flow(o, ln, 1, created=w.at(-6), auth=w.at(-5.5), mode="preauth", refund=None)
+        rma, keys = f.rma.ref, w.look_keys(f)
+    else:  # no RMA at all (OVER_REFUND if counted)
+        o = w.order(w.at(-10), w.random_items())
+        ln = w.rng.choice(o.lines)
+        rma, keys = None, w.ol_keys((o, ln))
+    t0 = w.at(-2)
+    lines = [w.refund_line(o, ln, 1)]
+    cn = w.refund(o, t0, lines, rma=rma, status="PENDING")
+    w.refund(o, t0, lines, rma=rma, status="RELEASED", cn=cn, status_at=w.T + 2 * HOUR)
+    w.lookalike(_la("credit_note_released_after_T", i), "credit_note_released_after_T",
+                f"{cn} PENDING before T, RELEASED only after T (a later version)", ORDER_LINE_MONEY,
+                {**keys, "credit_note_numbers": [cn]})
+
+
+def la_stale_pending_redelivered(w: World, i: int) -> None:
+    # Credit note created (PENDING) and RELEASED before T; the stale PENDING version (older
+    # status.date) is redelivered 2 days later, in a later file: still money out at T.
+    o, ln = w.case_order(w.at(-16))
+    f = _clean_refunded(w, o, ln, 1, -16, refund=None)
+    c0 = w.at(-6)
+    c1 = c0 + w.u(2 * HOUR, 20 * HOUR)
+    lines = [w.refund_line(o, ln, 1)]
+    cn = w.refund(o, c0, lines, rma=f.rma.ref, status="RELEASED", status_at=c1)
+    w.refund(o, c0, lines, rma=f.rma.ref, status="PENDING", cn=cn, status_at=c0, file_at=c1 + 2 * DAY)
+    w.lookalike(_la("stale_pending_redelivered", i), "stale_pending_redelivered",
+                f"{cn} RELEASED, then its older PENDING version redelivered in a later file",
+                ["RECEIVED_NOT_REFUNDED"] + ORDER_LINE_MONEY, {**w.look_keys(f), "credit_note_numbers": [cn]})
+
+
+def la_damaged_graded_after_T(w: World, i: int) -> None:
+    # Arrived 2 days before T, still being processed; the unit graded Damaged 2 hours after T (the
+    # record fetched at now carries it): WaitingToBeProcessed at T. Refunded 1 day before T.
+    o, ln = w.case_order(w.at(-9))
+    f = w.flow(o, ln, 1, created=w.at(-9), auth=w.at(-8.5), arrive=w.at(-2), grades="D",
+               processed=[w.T + 2 * HOUR], complete=None, refund=1, refund_at=w.at(-1), close=None)
+    w.lookalike(_la("damaged_graded_after_T", i), "damaged_graded_after_T",
+                "unit graded Damaged after T on a return not completed yet, refunded before T",
+                ["REFUND_FOR_DAMAGED_GOODS", "REFUND_WITHOUT_RECEIPT"], w.look_keys(f))
+
+
+def la_rma_on_hold(w: World, i: int) -> None:
+    # An RMA put "On Hold" (a status name the default map does not know) after its pre-authorised
+    # WMS return completed and the refund was paid: it still matches and counts as requested.
+    o, ln = w.case_order(w.at(-16))
+    f = _clean_refunded(w, o, ln, 1, -16, mode="preauth", close_status=ON_HOLD)
+    w.lookalike(_la("rma_status_unmapped_on_hold", i), "rma_status_unmapped_on_hold",
+                "RMA status 'On Hold' (unmapped): matched by reference, refund as requested",
+                ["ORPHAN_WMS_RETURN", "OVER_REFUND", "STATUS_MISMATCH", "RMA_NOT_RECEIVED", "RECEIVED_NOT_REFUNDED"],
+                w.look_keys(f))
+
+
+def la_tracking_hash_colon(w: World, i: int) -> None:
+    # "Tracking #: JD0146000038xx": an unannounced parcel tied to the RMA by that number.
+    o, ln = w.case_order(w.at(-15))
+    num = f"JD01460000{3800 + i:04d}"
+    f = _clean_refunded(w, o, ln, 1, -15, mode="tracking", tracking="later", tracking_at=w.at(-15) + 14 * HOUR,
+                        trk=(num, "DHL"), trk_comment="Tracking #: {}")
+    w.lookalike(_la("tracking_hash_colon", i), "unannounced_by_tracking",
+                f"tracking pasted as 'Tracking #: {num}'; the unannounced WMS return carries it",
+                ["ORPHAN_WMS_RETURN", "REFERENCE_MISMATCH"], {**w.look_keys(f), "tracking_id": f.tracking})
+
+
+def la_rma_typed_model(w: World, i: int) -> None:
+    # The customer typed the model on the return form: product_id 0, " sku-00042 " (lower case,
+    # spaces). The RMA belongs to its order line all the same: its refund is as requested.
+    o, ln = w.case_order(w.at(-15))
+    f = _clean_refunded(w, o, ln, 1, -15, mode="preauth", rma_product_id=0, rma_model=f" {ln.sku.lower()} ")
+    w.lookalike(_la("rma_model_typed_product_0", i), "rma_model_typed_product_0",
+                f"RMA with product_id 0 and model ' {ln.sku.lower()} '", ORDER_LINE_MONEY + ["ORPHAN_WMS_RETURN"],
+                w.look_keys(f))
+
+
+def la_rma_canceled_spelling(w: World, i: int) -> None:
+    # Order line of 2: a first RMA for both units "Canceled" (OpenCart's spelling) a day later, then
+    # an RMA for 1 unit, received and refunded: requested 1 (the canceled one does not count).
+    o, ln = w.case_order(w.at(-24), qty=2)
+    c = w.at(-20)
+    a = w.flow(o, ln, 2, created=c, auth=c + 3 * HOUR, mode=None, tracking=None, refund=None,
+               close=c + DAY, close_status=CANCELED_US, action=A_WAITING)
+    b = _clean_refunded(w, o, ln, 1, -17, mode="preauth")
+    w.lookalike(_la("rma_canceled_spelling", i), "rma_canceled_spelling",
+                "an RMA 'Canceled' (not requested) beside a received and refunded RMA of 1 unit",
+                ["QUANTITY_MISMATCH", "RMA_NOT_RECEIVED", "STATUS_MISMATCH", "OVER_REFUND"],
+                {**w.look_keys(b), "rma_references": [a.rma.ref, b.rma.ref]})
+
+
+def la_three_decimal_amount(w: World, i: int) -> None:
+    # A credit note of unit gross + 0.005 written with 3 decimals ("59.495" for 59.49): within
+    # the 0.01 tolerance, compared exactly.
+    o, ln = w.case_order(w.at(-15), currency="EUR")
+    f = _clean_refunded(w, o, ln, 1, -15, refund=None)
+    raw = str(money(f.ug) + Decimal("0.005"))
+    cn = w.refund(o, w.at(-8), [w.refund_line(o, ln, 1, raw_gross=raw)], rma=f.rma.ref)
+    w.lookalike(_la("refund_three_decimals", i), "refund_three_decimals",
+                f"{cn}: cost_gross {raw} for a unit gross of {money(f.ug)}", ["OVER_REFUND", "DUPLICATE_REFUND"],
+                {**w.look_keys(f), "credit_note_numbers": [cn]})
+
+
 CASES: list[tuple[str, Callable[[World, int], None]]] = [
     ("DUPLICATE_REFUND", case_duplicate_refund),
     ("OVER_REFUND", case_over_refund),
@@ -1652,6 +1900,9 @@ CASES: list[tuple[str, Callable[[World, int], None]]] = [
     ("RESTOCK_MISMATCH", case_restock_mismatch),
     ("ORPHAN_REFUND", case_orphan_refund),
     ("UNSYNCED_STOCK_ADJUSTMENT", case_unsynced_stock),
+    ("REFUND_CURRENCY_MISMATCH", case_refund_currency_mismatch),
+    ("DUPLICATE_REFUND", case_variant_duplicate_refund),
+    ("ORPHAN_REFUND", case_abandoned_checkout_refund),
 ]
 
 LOOKALIKES: list[tuple[str, Callable[[World, int], None], int | None]] = [
@@ -1679,6 +1930,16 @@ LOOKALIKES: list[tuple[str, Callable[[World, int], None], int | None]] = [
     ("cancellation_refund", la_cancellation_refund, None),
     ("shared_parcel_two_rmas", la_shared_parcel, None),
     ("rejected_ledger_lines", la_rejected_ledger_lines, 1),
+    ("refund_currency_absent", la_refund_currency_absent, None),
+    ("option_variants_refunded_per_row", la_option_variants, None),
+    ("credit_note_released_after_T", la_released_after_T, None),
+    ("stale_pending_redelivered", la_stale_pending_redelivered, None),
+    ("damaged_graded_after_T", la_damaged_graded_after_T, None),
+    ("rma_status_unmapped_on_hold", la_rma_on_hold, None),
+    ("tracking_hash_colon", la_tracking_hash_colon, None),
+    ("rma_model_typed_product_0", la_rma_typed_model, None),
+    ("rma_canceled_spelling", la_rma_canceled_spelling, None),
+    ("refund_three_decimals", la_three_decimal_amount, None),
 ]
 
 
