@@ -678,3 +678,59 @@ def test_progress_and_command_line(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["as_of"] == "2024-03-11T00:00:00Z"
     assert (tmp_path / "cli" / "storefront.sqlite").read_bytes() == (tmp_path / "p" / "storefront.sqlite").read_bytes()
+
+
+# --------------------------------------------------------------------------- real shops' shapes
+
+def test_real_shop_shapes_are_present(world):
+    """reconciliation.md "As of T, precisely": each shape the rules must hold for is in the world."""
+    las = defaultdict(list)
+    for la in world.gt["lookalikes"]:
+        las[la["kind"]].append(la)
+    lines = {str(ln["order_product_id"]): ln for ln in world.tables["oc_order_product"]}
+    refunds = world.refunds()
+    versions = defaultdict(list)  # credit note -> [(file, status code, status date)]
+    for f, _, r in refunds:
+        versions[r["credit_note_number"]].append((f, r["status"]["code"], isots(r["status"]["date"])))
+    # option variants: one RMA of 2 units over two rows of one SKU, one credit note per row
+    for la in las["option_variants_refunded_per_row"]:
+        ids = la["keys"]["order_line_reference"].split(",")
+        assert len(ids) == 2 and len({lines[x]["model"] for x in ids}) == 1
+        assert len({lines[x]["price"] for x in ids}) == 2
+    variant_cases = [c for c in world.cases("DUPLICATE_REFUND") if "," in c["keys"]["order_line_reference"]]
+    assert variant_cases
+    # credit-note versions: released only after T; a stale PENDING redelivered in a later file
+    for la in las["credit_note_released_after_T"]:
+        (cn,) = la["keys"]["credit_note_numbers"]
+        assert [(code, d > T) for _, code, d in versions[cn]] == [("PENDING", False), ("RELEASED", True)]
+    for la in las["stale_pending_redelivered"]:
+        (cn,) = la["keys"]["credit_note_numbers"]
+        (f1, c1, d1), (f2, c2, d2) = versions[cn]
+        assert (c1, c2) == ("RELEASED", "PENDING") and d2 < d1 < T and f2 > f1
+    # a unit graded Damaged after T on a return still open
+    wms = {r["returnReferenceNumber"]: r for r in world.returns}
+    for la in las["damaged_graded_after_T"]:
+        rec = wms[la["keys"]["return_reference"]]
+        assert rec["state"] == "ArrivedToWarehouse" and rec["lineItems"][0]["state"] == "Damaged"
+        assert wts(rec["lineItems"][0]["processedAt"]) > T
+    # WMS timestamps with 0, 3 and 6 fractional digits
+    digits = Counter(len(r["createdAt"].rstrip("Z").partition(".")[2]) for r in world.returns)
+    assert set(digits) == {0, 3, 6}
+    # status names: "On Hold" (unmapped) and "Canceled" are current statuses of some RMAs
+    names = {r["return_status_id"]: r["name"] for r in world.tables["oc_return_status"] if r["language_id"] == 1}
+    current = Counter(names[r["return_status_id"]] for r in world.tables["oc_return"])
+    assert current["On Hold"] >= 2 and current["Canceled"] >= 2
+    # "Tracking #: JD..." comments; RMAs typed by the customer (product_id 0)
+    assert sum(1 for h in world.tables["oc_return_history"] if (h["comment"] or "").startswith("Tracking #: JD")) >= 2
+    assert sum(1 for r in world.tables["oc_return"] if r["product_id"] == 0 and r["model"] != r["model"].strip()) >= 2
+    # abandoned checkouts refunded; refunds in another currency than the order's; 3-decimal amounts
+    abandoned = {str(o["order_id"]) for o in world.tables["oc_order"] if o["order_status_id"] == 0}
+    assert any(lines[c["keys"]["order_line_reference"]]["order_id"] in {int(x) for x in abandoned}
+               for c in world.cases("ORPHAN_REFUND") if c["keys"]["order_line_reference"] in lines)
+    currency = {str(o["order_id"]): o["currency_code"] for o in world.tables["oc_order"]}
+    mismatched = {(r["credit_note_number"], ln["order_item_id"]) for _, _, r in refunds for ln in r["lines"]
+                  if r["currency"] and r["currency"] != currency.get(r["order_id"], r["currency"])}
+    assert {(c["keys"]["refund_reference"], c["keys"]["order_line_reference"])
+            for c in world.cases("REFUND_CURRENCY_MISMATCH")} == mismatched
+    assert any(len(p["details"]["cost_gross"].split(".")[1]) == 3 for _, _, r in refunds for ln in r["lines"]
+               for p in ln["payments"])
