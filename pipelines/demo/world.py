@@ -37,6 +37,15 @@ real source would hold at ``now``:
 
 The background (``World.background_group``) is clean: it fires no rule at T nor at any earlier T.
 
+Real shops' shapes (reconciliation.md "As of T, precisely") come from dedicated cases and
+look-alikes: option variants (two ``oc_order_product`` rows of one SKU at different prices, one
+order line of the rules whose ``order_line_reference`` lists both ids), credit notes in several
+versions (released only after T; a stale PENDING redelivered in a later file), units graded after
+T, the unmapped status "On Hold" and the spelling "Canceled", models typed on the return form
+(``product_id`` 0), abandoned checkouts (``order_status_id`` 0), 3-decimal refund amounts, refunds
+in another currency than the order's, and WMS records whose timestamps carry 0 or 3 fractional
+digits (``wms_digits``).
+
 Adding an injected case
 -----------------------
 Write ``def case_something(w: World, i: int) -> None`` (``i`` = instance number, use
