@@ -83,6 +83,33 @@ def wms_returns_state_invariants(context: dg.AssetCheckExecutionContext,
     return to_check_result(outcome, blocking=False, business_date=d.isoformat())
 
 
+SKEW_COLUMNS = ("created_at", "updated_at", "arrived_at", "completed_at")
+
+
+def check_wms_returns_not_after_fetch(frame: pl.DataFrame) -> CheckOutcome:
+    """No return is dated after the moment it was fetched (created / updated / arrived / completed
+    <= fetched_at): a later date is a clock ahead or a mistyped year. The poll caps its watermark
+    at fetched_at, so such a row cannot stop later polls, but its dates are wrong."""
+    return run_expectations(frame, [
+        expect("ExpectColumnPairValuesAToBeGreaterThanB", column_A="fetched_at", column_B=column, or_equal=True,
+               ignore_row_if="either_value_is_missing", label=f"{column} <= fetched_at (no clock skew)")
+        for column in SKEW_COLUMNS
+    ])
+
+
+@dg.asset_check(
+    asset=["raw", "wms_returns"], blocking=False, partitions_def=daily_partitions, pool=WAREHOUSE_POOL,
+    description="WARN (not blocking): no return's createdAt / updatedAt / arrivedToWarehouseAt / completedAt "
+                "is after the time it was fetched (the WMS clock ahead, or a mistyped year). The incremental "
+                "watermark is capped at the fetch time, so polling goes on; the failing rows are listed.",
+)
+def wms_returns_not_after_fetch(context: dg.AssetCheckExecutionContext,
+                                warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    d = business_date_of(context)
+    outcome = check_wms_returns_not_after_fetch(read_partition(warehouse, "raw.wms_returns", d))
+    return to_check_result(outcome, blocking=False, business_date=d.isoformat())
+
+
 # --------------------------------------------------------------------------- raw/wms_return_line_items
 
 def check_wms_line_items_known_state(frame: pl.DataFrame) -> CheckOutcome:
@@ -173,6 +200,7 @@ def wms_stocks_unique_sku(context: dg.AssetCheckExecutionContext,
 asset_checks = [
     wms_returns_unique_reference,
     wms_returns_state_invariants,
+    wms_returns_not_after_fetch,
     wms_line_items_known_state,
     wms_line_items_valid,
     wms_adjustment_amounts_non_negative,

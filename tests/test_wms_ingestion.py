@@ -140,3 +140,203 @@ def test_run_finishes_with_a_share_of_5xx_answers(recon_env, emulator, tmp_path,
     assert metadata(result, ["raw", "wms_returns"])["api_retries"] > 0
     assert emulator.responses_5xx > 0
     assert query(recon_env, "SELECT count(*) FROM raw.wms_returns")[0][0] == len(emulator.snapshot().returns)
+
+
+# --------------------------------------------------------------------------- hardening: untrusted shapes
+
+import json  # noqa: E402
+from datetime import datetime, timezone  # noqa: E402
+
+import pytest  # noqa: E402
+
+from checks import wms_checks  # noqa: E402
+
+
+def rejects_of(settings, source: str, d=WORLD_END) -> dict[str, dict]:
+    rows = query(settings, "SELECT record_key, reason, payload, order_reference, return_reference FROM recon.rejects "
+                           "WHERE source = $s AND business_date = $d", {"s": source, "d": d})
+    return {r[0]: {"reason": r[1], "payload": json.loads(r[2]), "order_reference": r[3], "return_reference": r[4]}
+            for r in rows}
+
+
+@pytest.fixture
+def inject(monkeypatch):
+    """``inject[path] = [items]``: the items are added to the first page the client reads from
+    ``path`` (once), after the real HTTP answer."""
+    from pipelines.resources.wms import WmsClient
+
+    real = WmsClient.iter_pages
+    extra: dict[str, list] = {}
+
+    def iter_pages(self, path, filters=(), sort=()):
+        for page in real(self, path, filters, sort):
+            yield page + extra.pop(path, [])
+        if path in extra:
+            yield extra.pop(path)
+
+    monkeypatch.setattr(WmsClient, "iter_pages", iter_pages)
+    return extra
+
+
+def _now_iso() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def test_future_dated_record_does_not_stop_later_polls_and_is_reported(recon_env, emulator):
+    future = emulator.world.returns[0]
+    future["updatedAt"] = "2099-01-01T00:00:00.000000Z"
+    day1 = WORLD_END - timedelta(days=1)
+    result = materialize(recon_env, [wms.wms_returns, wms_checks.wms_returns_not_after_fetch], day1)
+    evaluation, = result.get_asset_check_evaluations()
+    assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN
+    # a return changes after the first fetch
+    moved = next(r for r in emulator.world.returns if r["state"] == "ArrivedToWarehouse")
+    with emulator._lock:
+        stamp = _now_iso()
+        moved.update(state="Completed", completedAt=stamp, updatedAt=stamp)
+        emulator._selection_cache.clear()
+    result = materialize(recon_env, [wms.wms_returns], WORLD_END)
+    meta = metadata(result, ["raw", "wms_returns"])
+    assert meta["poll_mode"] == "incremental" and meta["poll_from"] < "2099"
+    state = query(recon_env, "SELECT state FROM raw.wms_returns WHERE business_date = $d AND return_reference = $r",
+                  {"d": WORLD_END, "r": moved["returnReferenceNumber"]})
+    assert state == [("Completed",)], "the change after a future-dated record must still be polled"
+    # the check names the failing row
+    from pipelines.resources.warehouse import connect
+    con = connect(recon_env.warehouse)
+    try:
+        frame = con.execute("SELECT * FROM raw.wms_returns WHERE business_date = $d", {"d": day1}).pl()
+    finally:
+        con.close()
+    outcome = wms_checks.check_wms_returns_not_after_fetch(frame)
+    assert not outcome.success and outcome.unexpected_count == 1
+    assert outcome.failing_rows[0]["return_reference"] == future["returnReferenceNumber"]
+
+
+def _bad_return(ref: str, **fields) -> dict:
+    base = {"source": "WMS", "returnReferenceNumber": ref, "salesOrderReferenceNumber": f"ord-{ref}",
+            "state": "ReturnCreated", "createdAt": "2026-03-01T00:00:00Z", "updatedAt": "2026-03-01T00:00:00Z",
+            "notes": "customer jane@example.com called", "customerEmail": "jane@example.com",
+            "lineItems": [{"lineItemReferenceNumber": "1", "sku": "S1", "state": "Bent", "comment": "free text"}]}
+    base.update(fields)
+    return base
+
+
+def test_non_object_items_and_line_items_are_rejects_not_crashes(recon_env, emulator, inject):
+    inject[wms.RETURNS_WITH_ITEMS] = [17, "a string", None,
+                                      _bad_return("BAD-LIST", lineItems="oops"),
+                                      _bad_return("BAD-ITEM", lineItems=[5]),
+                                      _bad_return("BAD-STATE")]
+    result = materialize(recon_env, [wms.wms_returns], WORLD_END)
+    rejects = rejects_of(recon_env, "wms_returns")
+    not_objects = {k: v for k, v in rejects.items() if v["reason"] == "item is not a JSON object"}
+    assert len(not_objects) == 3 and all(k.startswith("#") for k in not_objects)
+    assert sorted(v["payload"]["_type"] for v in not_objects.values()) == ["null", "number", "string"]
+    assert rejects["BAD-LIST"]["reason"].startswith("lineItems is not a list")
+    assert rejects["BAD-ITEM"]["reason"].startswith("a line item is not a JSON object")
+    for ref in ("BAD-LIST", "BAD-ITEM", "BAD-STATE"):  # grain columns filled
+        assert (rejects[ref]["order_reference"], rejects[ref]["return_reference"]) == (f"ord-{ref}", ref)
+    assert metadata(result, ["raw", "wms_returns"])["rejects"] == 6
+    assert query(recon_env, "SELECT count(*) FROM raw.wms_returns")[0][0] == len(emulator.snapshot().returns)
+
+
+SPEC_RETURN_FIELDS = {"source", "returnReferenceNumber", "salesOrderChannel", "salesOrderReferenceNumber", "state",
+                      "trackingId", "cargoCarrier", "createdAt", "updatedAt", "arrivedToWarehouseAt", "completedAt",
+                      "courierRequest", "tag", "lineItems"}
+
+
+def test_reject_payloads_keep_only_the_documented_fields(recon_env, inject):
+    inject[wms.RETURNS_WITH_ITEMS] = [_bad_return("BAD-STATE")]
+    inject["/StockAdjustments"] = [{"id": "a1", "transactionNumber": "TX-BAD", "transactionType": "Found",
+                                    "tag": "RMA-1", "comment": "free text", "lineItems": [
+                                        {"id": "l1", "sku": "S1", "lostAmount": 0, "foundAmount": "two",
+                                         "putInQuarantineAmount": 0, "releaseFromQuarantineAmount": 0,
+                                         "note": "free text"}],
+                                    "completedAt": "2026-03-01T00:00:00Z"}]
+    inject["/Stocks"] = [{"sku": "S-BAD", "availableStock": "many", "name": "x", "remark": "free text"}]
+    materialize(recon_env, WMS_ASSETS, WORLD_END)
+    payload = rejects_of(recon_env, "wms_returns")["BAD-STATE"]["payload"]
+    assert "notes" not in payload and "customerEmail" not in payload
+    assert set(payload) <= SPEC_RETURN_FIELDS
+    assert payload["lineItems"] == [{"lineItemReferenceNumber": "1", "sku": "S1", "state": "Bent"}]
+    adjustment = rejects_of(recon_env, "wms_stock_adjustments")["TX-BAD"]
+    assert "comment" not in adjustment["payload"] and "note" not in adjustment["payload"]["lineItems"][0]
+    assert adjustment["return_reference"] == "RMA-1"
+    stock = rejects_of(recon_env, "wms_stocks")["S-BAD"]["payload"]
+    assert stock == {"sku": "S-BAD", "availableStock": "many", "name": "x"}
+
+
+def test_adjustment_and_stock_shapes_are_rejects(recon_env, emulator, inject):
+    good = {"transactionType": "Found", "tag": "RMA-9", "completedAt": "2026-03-01T00:00:00Z"}
+    amounts = {"lostAmount": 0, "foundAmount": 1, "putInQuarantineAmount": 0, "releaseFromQuarantineAmount": 0}
+    no_lost = {k: v for k, v in amounts.items() if k != "lostAmount"}
+    inject["/StockAdjustments"] = [
+        {**good, "id": "1", "transactionNumber": "TX-ABSENT", "lineItems": [{"id": "l", "sku": "S1", **no_lost}]},
+        {**good, "id": "2", "transactionNumber": "TX-NULL",
+         "lineItems": [{"id": "l", "sku": "S1", **amounts, "foundAmount": None}]},
+        {"id": "3", "transactionNumber": "TX-UNDATED", "transactionType": "Found", "tag": "RMA-9",
+         "lineItems": [{"id": "l", "sku": "S1", **amounts}]},
+        {**good, "id": "4", "transactionNumber": "TX-LIST", "lineItems": {"sku": "S1"}},
+        {**good, "id": "5", "transactionNumber": "TX-ITEM", "lineItems": ["S1"]},
+        "not an adjustment",
+    ]
+    inject["/Stocks"] = [42, None]
+    result = materialize(recon_env, WMS_ASSETS, WORLD_END)
+    adj = rejects_of(recon_env, "wms_stock_adjustments")
+    assert "lostAmount is missing" in adj["TX-ABSENT"]["reason"]
+    assert "foundAmount is missing" in adj["TX-NULL"]["reason"]
+    assert adj["TX-UNDATED"]["reason"] == "missing completedAt"
+    assert adj["TX-LIST"]["reason"].startswith("lineItems is not a list")
+    assert adj["TX-ITEM"]["reason"].startswith("a line item is not a JSON object")
+    assert [v["reason"] for k, v in adj.items() if k.startswith("#")] == ["item is not a JSON object"]
+    assert all(v["return_reference"] == "RMA-9" for k, v in adj.items() if k.startswith("TX-"))
+    stored = {r[0] for r in query(recon_env, "SELECT transaction_number FROM raw.wms_stock_adjustments")}
+    assert not stored & {"TX-ABSENT", "TX-NULL", "TX-UNDATED", "TX-LIST", "TX-ITEM"}
+    assert len(stored) == len(emulator.snapshot().stock_adjustments)
+    stocks = rejects_of(recon_env, "wms_stocks")
+    assert len(stocks) == 2 and {v["reason"] for v in stocks.values()} == {"item is not a JSON object"}
+    assert metadata(result, ["raw", "wms_stocks"])["rejects"] == 2
+
+
+def test_probe_answers_without_reference_or_not_objects_are_rejects(recon_env, manifest, tmp_path, monkeypatch):
+    from pipelines.resources.wms import WmsClient
+
+    config = tmp_path / "recon.yaml"
+    config.write_text(yaml.safe_dump({"wms": {"initial_lookback_days": 20}}))
+    monkeypatch.setenv("RECON_CONFIG", str(config))
+    settings = load_settings()
+    materialize(settings, [*storefront.defs.assets, *WMS_ASSETS], WORLD_END)
+    real = WmsClient.find_returns_by_tracking
+
+    def find(self, tracking_id):
+        return [7, {"trackingId": tracking_id, "salesOrderReferenceNumber": "ord-x", "notes": "secret"},
+                *real(self, tracking_id)]
+
+    monkeypatch.setattr(WmsClient, "find_returns_by_tracking", find)
+    result = materialize(settings, [wms.wms_tracking_probes], WORLD_END)
+    probes = metadata(result, ["raw", "wms_probed_returns"])["probes"]
+    assert probes > 0
+    rejects = rejects_of(settings, "wms_tracking_probes")
+    reasons = sorted(v["reason"] for v in rejects.values())
+    assert reasons == (["probe answer item is not a JSON object"] * probes
+                       + ["probe answer without returnReferenceNumber"] * probes)
+    no_ref = [v for v in rejects.values() if v["reason"] == "probe answer without returnReferenceNumber"]
+    assert all(v["order_reference"] == "ord-x" and "notes" not in v["payload"] for v in no_ref)
+    case = manifest["probe_case"]
+    found = query(settings, "SELECT count(*) FROM raw.wms_probed_returns WHERE return_reference = $r",
+                  {"r": case["return_reference"]})
+    assert found[0][0] == 1, "the real answers still load"
+
+
+def test_metadata_says_when_paging_ran_without_dataset_count(recon_env, emulator):
+    emulator.drop_dataset_count = True
+    result = materialize(recon_env, WMS_ASSETS, WORLD_END)
+    for key in (["raw", "wms_returns"], ["raw", "wms_stock_adjustments"], ["raw", "wms_stocks"]):
+        meta = metadata(result, key)
+        assert meta["paged_without_dataset_count"] is True
+        assert "paged until an empty page" in meta["paging_note"]
+        assert meta["api_pages_without_dataset_count"] > 0
+    assert query(recon_env, "SELECT count(*) FROM raw.wms_returns")[0][0] == len(emulator.snapshot().returns)
+    emulator.drop_dataset_count = False
+    result = materialize(recon_env, WMS_ASSETS, WORLD_END)
+    assert metadata(result, ["raw", "wms_returns"])["paged_without_dataset_count"] is False

@@ -6,7 +6,14 @@ date asks the same window again and a quiet day costs a handful of requests. A f
 (or a backfill older than anything stored) asks for everything updated within
 ``initial_lookback_days`` before T. A final sweep re-reads what changed while paging.
 Duplicates (overlaps, sweeps, records moving between states) collapse to the latest
-``updatedAt`` per return.
+``updatedAt`` per return. The watermark counts each stored row at ``least(updated_at,
+fetched_at)``: a record dated in the future (a WMS clock ahead, a typo'd year) cannot push
+the next window past everything that happens meanwhile (checks.wms_checks reports such rows).
+
+Nothing from the API is trusted to have the documented shape: an item that is not a JSON
+object, a ``lineItems`` that is not a list, a missing amount or completion time, a probe answer
+without a reference -- each becomes a row of recon.rejects (reason, grain columns, and a
+payload holding only the fields sources.md names: never ``notes`` or other free text).
 """
 
 import json
@@ -39,6 +46,52 @@ LINE_ITEM_SCHEMA = {
 REJECT_SCHEMA = {"source": pl.Utf8, "record_key": pl.Utf8, "reason": pl.Utf8, "payload": pl.Utf8,
                  "order_reference": pl.Utf8, "return_reference": pl.Utf8}
 UNIT_STATES = ("WaitingToBeProcessed", "Missing", "Damaged", "Undamaged")
+NOT_AN_OBJECT = "item is not a JSON object"
+
+# Reject payloads keep only what sources.md names (free text such as ``notes`` may name a customer).
+RETURN_FIELDS = ("source", "returnReferenceNumber", "salesOrderChannel", "salesOrderReferenceNumber", "state",
+                 "trackingId", "cargoCarrier", "createdAt", "updatedAt", "arrivedToWarehouseAt", "completedAt",
+                 "courierRequest", "tag")
+RETURN_LINE_FIELDS = ("lineItemReferenceNumber", "sku", "processedAt", "state", "damagedState", "serialNumber")
+ADJUSTMENT_FIELDS = ("id", "transactionNumber", "transactionType", "completedAt", "tag")
+ADJUSTMENT_LINE_FIELDS = ("id", "productName", "sku", "lostAmount", "foundAmount", "putInQuarantineAmount",
+                          "releaseFromQuarantineAmount")
+STOCK_PAYLOAD_FIELDS = ("id", "updatedAt", "sku", "name", "barcodes", "totalStockAmount", "availableStock",
+                        "reservedStock", "receivedItemAmount", "damagedItemAmount", "expiredAmount", "lostItemAmount")
+
+
+def _allowed(item: Any, fields: tuple[str, ...], lines: tuple[str, ...] | None = None) -> Any:
+    """The allow-listed fields of a record (lineItems too); a non-object is shown as its JSON type."""
+    if not isinstance(item, dict):
+        return {"_type": _json_type(item)}
+    out = {k: item[k] for k in fields if k in item}
+    if lines is not None and "lineItems" in item:
+        li = item["lineItems"]
+        out["lineItems"] = ([{k: x[k] for k in lines if k in x} if isinstance(x, dict) else {"_type": _json_type(x)}
+                             for x in li] if isinstance(li, list) else {"_type": _json_type(li)})
+    return out
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else type(value).__name__
+
+
+def _payload(item: Any, fields: tuple[str, ...], lines: tuple[str, ...] | None = None) -> str:
+    return json.dumps(_allowed(item, fields, lines), default=str)[:2000]
+
+
+def _not_an_object_reject(source: str, item: Any, index: int, fields: tuple[str, ...],
+                          lines: tuple[str, ...] | None = None) -> dict:
+    return {"source": source, "record_key": f"#{index}", "reason": NOT_AN_OBJECT,
+            "payload": _payload(item, fields, lines), "order_reference": None, "return_reference": None}
 
 
 def parse_ts(value: Any) -> datetime | None:
@@ -60,7 +113,10 @@ def returns_to_frames(items: Iterable[dict], source: str) -> tuple[pl.DataFrame,
     returns: list[dict] = []
     lines: list[dict] = []
     rejects: list[dict] = []
-    for item in items:
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            rejects.append(_not_an_object_reject(source, item, index, RETURN_FIELDS, RETURN_LINE_FIELDS))
+            continue
         ref = item.get("returnReferenceNumber")
         try:
             if not ref:
@@ -83,7 +139,12 @@ def returns_to_frames(items: Iterable[dict], source: str) -> tuple[pl.DataFrame,
             if row["created_at"] is None or row["updated_at"] is None:
                 raise ValueError("missing createdAt/updatedAt")
             item_rows = []
-            for li in item.get("lineItems") or []:
+            line_items = item.get("lineItems")
+            if line_items is not None and not isinstance(line_items, list):
+                raise ValueError(f"lineItems is not a list (a JSON {_json_type(line_items)})")
+            for li in line_items or []:
+                if not isinstance(li, dict):
+                    raise ValueError(f"a line item is not a JSON object (a JSON {_json_type(li)})")
                 if not li.get("lineItemReferenceNumber") or not li.get("sku"):
                     raise ValueError("line item without lineItemReferenceNumber or sku")
                 if li.get("state") not in UNIT_STATES:
@@ -101,8 +162,8 @@ def returns_to_frames(items: Iterable[dict], source: str) -> tuple[pl.DataFrame,
                     "serial_number": _str(li.get("serialNumber")),
                 })
         except ValueError as exc:
-            rejects.append({"source": source, "record_key": str(ref), "reason": str(exc).splitlines()[0],
-                            "payload": json.dumps(_without_notes(item), default=str)[:2000],
+            rejects.append({"source": source, "record_key": _grain(ref), "reason": str(exc).splitlines()[0],
+                            "payload": _payload(item, RETURN_FIELDS, RETURN_LINE_FIELDS),
                             "order_reference": _grain(item.get("salesOrderReferenceNumber")),
                             "return_reference": _grain(ref)})
             continue
@@ -135,24 +196,53 @@ def _instant(value: Any) -> datetime | None:
         return None
 
 
-def _without_notes(item: dict) -> dict:
-    # Warehouse notes are free text and may name the customer: never stored.
-    return {k: v for k, v in item.items() if k != "notes"}
-
-
 def collapse_latest(items: Iterable[dict]) -> list[dict]:
     """One record per returnReferenceNumber: the latest updatedAt, compared as instants (0 to 6
     fractional digits); the last one seen on ties. An unparsable updatedAt sorts first (its record
     is rejected later, unless a parsable version wins)."""
-    best: dict[str, tuple[datetime, dict]] = {}
+    best: dict[Any, tuple[datetime, Any]] = {}
     floor = datetime.min
-    for item in items:
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):  # kept, each on its own, to be rejected
+            best[("not an object", index)] = (floor, item)
+            continue
         ref = item.get("returnReferenceNumber")
+        if not isinstance(ref, (str, int)) or isinstance(ref, bool):
+            ref = ("unreadable reference", index)  # rejected later, never merged with another
         when = _instant(item.get("updatedAt")) or floor
         current = best.get(ref)
         if current is None or when >= current[0]:
             best[ref] = (when, item)
     return [item for _, item in best.values()]
+
+
+def _paging_metadata(stats: Any, log: Any = None) -> dict[str, Any]:
+    """Says whether paging had to run without ``dataSetCount`` (then it read until an empty page)."""
+    without = int(getattr(stats, "pages_without_total", 0) or 0)
+    meta: dict[str, Any] = {"paged_without_dataset_count": without > 0}
+    if without:
+        meta["paging_note"] = (f"{without} of {stats.pages} page(s) came without a usable dataSetCount: "
+                               "paged until an empty page")
+        if log:
+            log.warning(f"WMS: {meta['paging_note']}")
+    return meta
+
+
+def fetch_keyed(client: WmsClient, path: str, filters: Any, sort: Any, key: str) -> list[Any]:
+    """Every item of a paged endpoint, duplicates (page overlaps) collapsed by ``key`` keeping the
+    last one seen; items that are not objects, or whose key is not a readable value, are kept
+    one by one (to be rejected), never merged nor allowed to crash the collapse."""
+    out: dict[Any, Any] = {}
+    n = 0
+    for page in client.iter_pages(path, filters, sort):
+        for item in page:
+            n += 1
+            value = item.get(key) if isinstance(item, dict) else None
+            if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value):
+                out[("key", value)] = item
+            else:
+                out[("unkeyed", n)] = item
+    return list(out.values())
 
 
 def poll_returns(client: WmsClient, lower_bound: datetime, overlap: timedelta,
@@ -169,7 +259,9 @@ def poll_returns(client: WmsClient, lower_bound: datetime, overlap: timedelta,
             log.info(f"WMS poll {state}: {len(collected) - before} records since {iso(lower_bound)}")
     swept = 0
     if collected:
-        newest = max((t for t in (_instant(i.get("updatedAt")) for i in collected) if t), default=lower_bound)
+        # capped at now: a record dated in the future must not move the sweep past what moved meanwhile
+        newest = min(utc_now(), max((t for t in (_instant(i.get("updatedAt")) for i in collected
+                                                 if isinstance(i, dict)) if t), default=lower_bound))
         sweep_from = max(lower_bound, newest - overlap)
         for page in client.iter_pages(RETURNS_WITH_ITEMS, [("gtoe", "updatedAt", iso(sweep_from))],
                                       [("updatedAt", "asc"), ("returnReferenceNumber", "asc")]):
@@ -199,8 +291,9 @@ def wms_returns(context: dg.AssetExecutionContext, wms: WmsClientResource, wareh
     cfg = recon_config.load().wms
     overlap = timedelta(minutes=cfg.get("poll_overlap_minutes", 60))
     with warehouse.connection() as con:
-        watermark = con.execute("SELECT max(updated_at) FROM raw.wms_returns WHERE business_date < $d",
-                                {"d": d}).fetchone()[0]
+        # a row counts at most at the time it was fetched: a future updatedAt cannot stop later polls
+        watermark = con.execute("SELECT max(least(updated_at, fetched_at)) FROM raw.wms_returns "
+                                "WHERE business_date < $d", {"d": d}).fetchone()[0]
     if watermark is None:
         lower = as_of(d) - timedelta(days=cfg.get("initial_lookback_days", 3650))
         mode = "full"
@@ -222,12 +315,19 @@ def wms_returns(context: dg.AssetExecutionContext, wms: WmsClientResource, wareh
         warehouse.replace_partition(con, "recon.rejects", d, rejects, source="wms_returns")
     context.log.info(f"WMS returns for {d}: {returns.height} returns, {lines.height} units, "
                      f"{stats.requests} requests, {stats.responses_429} x 429")
-    common = {**stats.as_metadata(), "poll_mode": mode, "poll_from": iso(lower), "sweep_items": swept,
-              "rejects": rejects.height}
+    common = {**stats.as_metadata(), **_paging_metadata(stats, context.log), "poll_mode": mode,
+              "poll_from": iso(lower), "sweep_items": swept, "rejects": rejects.height}
     yield dg.MaterializeResult(asset_key=["raw", "wms_returns"],
                                metadata={"dagster/row_count": dg.MetadataValue.int(returns.height), **common})
     yield dg.MaterializeResult(asset_key=["raw", "wms_return_line_items"],
                                metadata={"dagster/row_count": dg.MetadataValue.int(lines.height)})
+
+
+def _probe_reject(item: Any, key: str, reason: str, return_reference: str | None = None) -> dict:
+    order = item.get("salesOrderReferenceNumber") if isinstance(item, dict) else None
+    return {"source": "wms_tracking_probes", "record_key": key, "reason": reason,
+            "payload": _payload(item, RETURN_FIELDS, RETURN_LINE_FIELDS), "order_reference": _grain(order),
+            "return_reference": return_reference}
 
 
 PROBE_CANDIDATES_SQL = """
@@ -290,22 +390,35 @@ def wms_tracking_probes(context: dg.AssetExecutionContext, wms: WmsClientResourc
     context.log.info(f"Tracking probes for {d}: {len(candidates)} RMA(s) with an unexplained tracking number")
     found: list[dict] = []
     log_rows: list[dict] = []
+    probe_rejects: list[dict] = []
     fetched_at = utc_now()
     with wms.client(cfg.wms, logger=context.log) as client:
         for i, (rma_reference, tracking_id) in enumerate(candidates, 1):
             hits = 0
-            for summary in client.find_returns_by_tracking(tracking_id):
-                full = client.get_return(summary["returnReferenceNumber"])
-                if full is not None:
-                    hits += 1
-                    found.append({**full, "_rma": rma_reference, "_tracking": tracking_id})
+            for index, summary in enumerate(client.find_returns_by_tracking(tracking_id)):
+                ref = summary.get("returnReferenceNumber") if isinstance(summary, dict) else None
+                if not isinstance(summary, dict) or _grain(ref) is None:
+                    reason = (f"probe answer {NOT_AN_OBJECT}" if not isinstance(summary, dict)
+                              else "probe answer without returnReferenceNumber")
+                    probe_rejects.append(_probe_reject(summary, f"{rma_reference}/{tracking_id}#{index}", reason))
+                    continue
+                full = client.get_return(str(ref))
+                if full is None:
+                    continue
+                if not isinstance(full, dict):
+                    probe_rejects.append(_probe_reject(full, str(ref), f"return {NOT_AN_OBJECT}",
+                                                       return_reference=str(ref)))
+                    continue
+                hits += 1
+                found.append({**full, "_rma": rma_reference, "_tracking": tracking_id})
             log_rows.append({"rma_reference": rma_reference, "tracking_id": tracking_id, "returns_found": hits,
                              "probed_at": fetched_at})
             if i % 100 == 0:
                 context.log.info(f"Tracking probes: {i}/{len(candidates)} done, {len(found)} returns found")
         stats = client.stats
-    probe_of = {f["returnReferenceNumber"]: (f["_rma"], f["_tracking"]) for f in found}
+    probe_of = {str(f.get("returnReferenceNumber")): (f["_rma"], f["_tracking"]) for f in found}
     returns, lines, rejects = returns_to_frames(collapse_latest(found), "wms_tracking_probes")
+    rejects = pl.concat([rejects, pl.DataFrame(probe_rejects, schema=REJECT_SCHEMA)])
     returns = returns.with_columns(
         business_date=pl.lit(d), fetched_at=pl.lit(fetched_at),
         probed_for_rma=pl.col("return_reference").map_elements(lambda r: probe_of[r][0], return_dtype=pl.Utf8),
@@ -322,7 +435,7 @@ def wms_tracking_probes(context: dg.AssetExecutionContext, wms: WmsClientResourc
         warehouse.replace_partition(con, "recon.rejects", d, rejects, source="wms_tracking_probes")
     yield dg.MaterializeResult(asset_key=["raw", "wms_probed_returns"], metadata={
         "dagster/row_count": dg.MetadataValue.int(returns.height), "probes": len(candidates),
-        **stats.as_metadata()})
+        "rejects": rejects.height, **stats.as_metadata(), **_paging_metadata(stats, context.log)})
     yield dg.MaterializeResult(asset_key=["raw", "wms_probed_return_line_items"],
                                metadata={"dagster/row_count": dg.MetadataValue.int(lines.height)})
     yield dg.MaterializeResult(asset_key=["raw", "wms_tracking_probe_log"],
@@ -341,7 +454,11 @@ AMOUNT_FIELDS = {"lost_amount": "lostAmount", "found_amount": "foundAmount",
 
 def adjustments_to_frames(items: Iterable[dict]) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     heads, lines, rejects = [], [], []
-    for item in items:
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            rejects.append(_not_an_object_reject("wms_stock_adjustments", item, index, ADJUSTMENT_FIELDS,
+                                                 ADJUSTMENT_LINE_FIELDS))
+            continue
         number = item.get("transactionNumber")
         try:
             if not number:
@@ -349,22 +466,32 @@ def adjustments_to_frames(items: Iterable[dict]) -> tuple[pl.DataFrame, pl.DataF
             head = {"adjustment_id": _str(item.get("id")), "transaction_number": str(number),
                     "transaction_type": item.get("transactionType"), "completed_at": _ts(item, "completedAt"),
                     "tag": _str(item.get("tag"))}
+            if head["completed_at"] is None:  # an adjustment is a completed transaction: undated, it counts nowhere
+                raise ValueError("missing completedAt")
             rows = []
-            for li in item.get("lineItems") or []:
+            line_items = item.get("lineItems")
+            if line_items is not None and not isinstance(line_items, list):
+                raise ValueError(f"lineItems is not a list (a JSON {_json_type(line_items)})")
+            for li in line_items or []:
+                if not isinstance(li, dict):
+                    raise ValueError(f"a line item is not a JSON object (a JSON {_json_type(li)})")
                 row = {"transaction_number": str(number), "line_id": _str(li.get("id")),
                        "product_name": li.get("productName"), "sku": _str(li.get("sku"))}
                 for col, field in AMOUNT_FIELDS.items():
-                    value = li.get(field, 0)
+                    value = li.get(field)
+                    if value is None:  # absent or null: unknown, not 0
+                        raise ValueError(f"line {_str(li.get('id')) or _str(li.get('sku'))}: {field} is missing")
                     if isinstance(value, bool) or not isinstance(value, int):
-                        raise ValueError(f"{field} is not an integer: {value!r}")
+                        raise ValueError(f"{field} is not an integer: {str(value)[:40]!r}")
                     row[col] = value
                 if not row["sku"]:
                     raise ValueError("adjustment line without sku")
                 rows.append(row)
         except ValueError as exc:
-            rejects.append({"source": "wms_stock_adjustments", "record_key": str(number), "reason": str(exc),
-                            "payload": json.dumps(item, default=str)[:2000], "order_reference": None,
-                            "return_reference": _grain(item.get("tag"))})
+            rejects.append({"source": "wms_stock_adjustments", "record_key": _grain(number),
+                            "reason": str(exc).splitlines()[0],
+                            "payload": _payload(item, ADJUSTMENT_FIELDS, ADJUSTMENT_LINE_FIELDS),
+                            "order_reference": None, "return_reference": _grain(item.get("tag"))})
             continue
         heads.append(head)
         lines.extend(rows)
@@ -396,8 +523,8 @@ def wms_stock_adjustments(context: dg.AssetExecutionContext, wms: WmsClientResou
                                 {"d": d}).fetchone()[0]
     lower = (watermark - overlap) if watermark else as_of(d) - timedelta(days=cfg.get("initial_lookback_days", 3650))
     with wms.client(cfg, logger=context.log) as client:
-        items = client.fetch_all("/StockAdjustments", [("gtoe", "completedAt", iso(lower))],
-                                 [("completedAt", "asc"), ("transactionNumber", "asc")], key="transactionNumber")
+        items = fetch_keyed(client, "/StockAdjustments", [("gtoe", "completedAt", iso(lower))],
+                            [("completedAt", "asc"), ("transactionNumber", "asc")], key="transactionNumber")
         stats = client.stats
     heads, lines, rejects = adjustments_to_frames(items)
     with warehouse.transaction() as con:
@@ -407,7 +534,7 @@ def wms_stock_adjustments(context: dg.AssetExecutionContext, wms: WmsClientResou
                                     source="wms_stock_adjustments")
     yield dg.MaterializeResult(asset_key=["raw", "wms_stock_adjustments"], metadata={
         "dagster/row_count": dg.MetadataValue.int(heads.height), "poll_from": iso(lower),
-        "rejects": rejects.height, **stats.as_metadata()})
+        "rejects": rejects.height, **stats.as_metadata(), **_paging_metadata(stats, context.log)})
     yield dg.MaterializeResult(asset_key=["raw", "wms_stock_adjustment_lines"],
                                metadata={"dagster/row_count": dg.MetadataValue.int(lines.height)})
 
@@ -432,10 +559,13 @@ def wms_stocks(context: dg.AssetExecutionContext, wms: WmsClientResource, wareho
     cfg = recon_config.load().wms
     read_at = utc_now()
     with wms.client(cfg, logger=context.log) as client:
-        items = client.fetch_all("/Stocks", [], [("sku", "asc")], key="sku")
+        items = fetch_keyed(client, "/Stocks", [], [("sku", "asc")], key="sku")
         stats = client.stats
     rows, rejects = [], []
-    for item in items:
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            rejects.append(_not_an_object_reject("wms_stocks", item, index, STOCK_PAYLOAD_FIELDS))
+            continue
         try:
             if not item.get("sku"):
                 raise ValueError("missing sku")
@@ -443,13 +573,13 @@ def wms_stocks(context: dg.AssetExecutionContext, wms: WmsClientResource, wareho
             for col, field in STOCK_FIELDS.items():
                 value = item.get(field)
                 if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-                    raise ValueError(f"{field} is not an integer: {value!r}")
+                    raise ValueError(f"{field} is not an integer: {str(value)[:40]!r}")
                 row[col] = value
             rows.append(row)
         except ValueError as exc:
-            rejects.append({"source": "wms_stocks", "record_key": str(item.get("sku")), "reason": str(exc),
-                            "payload": json.dumps(item, default=str)[:2000], "order_reference": None,
-                            "return_reference": None})
+            rejects.append({"source": "wms_stocks", "record_key": _grain(item.get("sku")),
+                            "reason": str(exc).splitlines()[0], "payload": _payload(item, STOCK_PAYLOAD_FIELDS),
+                            "order_reference": None, "return_reference": None})
     schema = {"sku": pl.Utf8, "name": pl.Utf8, "updated_at": pl.Datetime("us"),
               **{c: pl.Int64 for c in STOCK_FIELDS}}
     frame = pl.DataFrame(rows, schema=schema).with_columns(business_date=pl.lit(d), read_at=pl.lit(read_at))
@@ -459,7 +589,8 @@ def wms_stocks(context: dg.AssetExecutionContext, wms: WmsClientResource, wareho
                                     pl.DataFrame(rejects, schema=REJECT_SCHEMA).with_columns(business_date=pl.lit(d)),
                                     source="wms_stocks")
     return dg.MaterializeResult(metadata={"dagster/row_count": dg.MetadataValue.int(frame.height),
-                                          "rejects": len(rejects), **stats.as_metadata()})
+                                          "rejects": len(rejects), **stats.as_metadata(),
+                                          **_paging_metadata(stats, context.log)})
 
 
 defs = dg.Definitions(assets=[wms_returns, wms_tracking_probes, wms_stock_adjustments, wms_stocks])
