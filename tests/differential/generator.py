@@ -254,10 +254,12 @@ class Gen:
                 if self.chance(0.1):
                     history.append([t + HOUR, ST_AWAITING, "tracking information will follow"])
                     t += HOUR
-                if self.chance(0.08):  # an unmapped status in between: breaks the AUTHORIZED run
-                    history.append([t + DAY, ST_ONHOLD, "Waiting for the customer."])
-                    history.append([t + 2 * DAY, ST_AWAITING, "Back on track."])
-                    t += 2 * DAY
+                if self.chance(0.15):  # an unmapped status in between: breaks the AUTHORIZED run
+                    hold = t + int(r.uniform(0.5, 3) * DAY)
+                    t = hold + int(r.uniform(1, 20) * DAY)
+                    t -= t % SEC
+                    history.append([hold - hold % SEC, ST_ONHOLD, "Waiting for the customer."])
+                    history.append([t, r.choice([ST_AWAITING, ST_AWAIT2]), "Back on track."])
             x = r.random()
             close = None
             if x < 0.35:
