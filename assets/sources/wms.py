@@ -121,6 +121,8 @@ def returns_to_frames(items: Iterable[dict], source: str) -> tuple[pl.DataFrame,
         try:
             if not ref:
                 raise ValueError("missing returnReferenceNumber")
+            if _grain(ref) is None:
+                raise ValueError(f"returnReferenceNumber is not a string (a JSON {_json_type(ref)})")
             row = {
                 "return_reference": str(ref),
                 "source": item.get("source"),
@@ -207,8 +209,8 @@ def collapse_latest(items: Iterable[dict]) -> list[dict]:
             best[("not an object", index)] = (floor, item)
             continue
         ref = item.get("returnReferenceNumber")
-        if not isinstance(ref, (str, int)) or isinstance(ref, bool):
-            ref = ("unreadable reference", index)  # rejected later, never merged with another
+        if _grain(ref) is None:  # missing, empty or not a scalar: rejected later, never merged with another
+            ref = ("unreadable reference", index)
         when = _instant(item.get("updatedAt")) or floor
         current = best.get(ref)
         if current is None or when >= current[0]:
