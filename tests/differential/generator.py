@@ -228,7 +228,7 @@ class Gen:
                "created": created, "tracking": None, "auth": None, "history": history}
         t = created
         if has_history:
-            history.append([t, ST_PENDING, ""])
+            history.append([t, ST_PENDING, None if self.chance(0.2) else ""])
             if self.chance(0.85) or force_tracking:
                 t = t + int(r.uniform(0.01, 2.5) * DAY)
                 t -= t % SEC
@@ -280,8 +280,10 @@ class Gen:
                 history.append([tc, close, "Closed." if close != ST_ONHOLD else "On hold."])
             if self.chance(0.05) and len(history) >= 2:  # two rows at the same second
                 history[-1][0] = history[-2][0]
+            if len(history) >= 2 and self.chance(0.05):
+                history.pop(0)  # no row at date_added: before the first row, the RMA's own status applies
             history[:] = [h for h in history if h[0] <= NOW]
-            own_status = history[-1][1]
+            own_status = history[-1][1] if history else ST_PENDING
         else:
             # 99: an id the status table does not know (status UNKNOWN)
             own_status = r.choice([ST_PENDING, ST_AWAITING, ST_COMPLETE, ST_REJECTED, ST_ONHOLD, ST_AWAIT2, 99])
@@ -401,6 +403,18 @@ class Gen:
         del r
 
     # ------------------------------------------------------------------ ledger
+    def payments(self, amount: str | None, code: str) -> list[dict]:
+        """One payment, or (sometimes) the amount split over a refunded and a failed payment plus a refunded part."""
+        if code == "REFUNDED" and amount is not None and self.chance(0.08):
+            try:
+                total = Decimal(amount)
+            except ArithmeticError:
+                return [self.payment(amount, code)]
+            part = cents(total / 3)
+            return [self.payment(f"{part:f}", "REFUNDED"), self.payment("5.00", "FAILED"),
+                    self.payment(f"{total - part:f}", "REFUNDED")]
+        return [self.payment(amount, code)]
+
     def payment(self, amount: str | None, code: str = "REFUNDED") -> dict:
         details = {"cost_net": "0", "cost_vat": "0", "vat_rate": "19.00", "vat_detail": []}
         if amount is not None:
@@ -429,7 +443,7 @@ class Gen:
                  "status": {"code": status, "name": status, "reason_code": "X", "reason_name": "X",
                             "date": fmt_iso(when, offset)},
                  "lines": [{"order_line": str(k), "order_item_id": item, "reason": "TOO_BIG",
-                            "reason_description": "Too big", "payments": [self.payment(a, ps)]}
+                            "reason_description": "Too big", "payments": self.payments(a, ps)}
                            for k, (item, a, ps) in enumerate(amounts or lines, 1)],
                  "custom_attributes": []}
             if undated and status == "RELEASED" and when == t:
