@@ -119,7 +119,7 @@ def test_tracking_probe_finds_a_return_polling_could_not_tie(recon_env, manifest
 
 def test_run_finishes_under_a_low_rate_limit_meeting_429s(recon_env, emulator, tmp_path, monkeypatch):
     config = tmp_path / "no-pacing.yaml"  # pacing would avoid the 429s this test wants to meet
-    config.write_text(yaml.safe_dump({"wms": {"min_remaining_calls": 0}}))
+    config.write_text(yaml.safe_dump({"wms": {"requests_per_minute": 0}}))
     monkeypatch.setenv("RECON_CONFIG", str(config))
     emulator.rate_limit_per_minute = 3
     emulator.rate_window_seconds = 0.5

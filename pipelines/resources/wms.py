@@ -270,11 +270,15 @@ class WmsClient:
         """All items; with ``key``, duplicates are collapsed keeping the last one seen."""
         if key is None:
             return [item for page in self.iter_pages(path, filters, sort) for item in page]
-        out: dict[Any, dict] = {}
+        out: dict[Any, Any] = {}
+        odd: list[Any] = []  # non-object items: kept for the caller to reject, never a crash
         for page in self.iter_pages(path, filters, sort):
             for item in page:
-                out[item.get(key)] = item
-        return list(out.values())
+                if isinstance(item, dict):
+                    out[item.get(key)] = item
+                else:
+                    odd.append(item)
+        return list(out.values()) + odd
 
     def get_return(self, return_no: str) -> dict | None:
         from urllib.parse import quote
