@@ -11,6 +11,7 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+import polars as pl
 
 from pipelines.config import load_config
 from pipelines.resources.refund_ledger import REFUND_METHOD, RefundLedgerResource
@@ -185,3 +186,73 @@ def test_a_number_too_large_for_its_decimal_is_a_reject_not_a_crash(tmp_path):
     snap = StorefrontResource(db_url=f"sqlite:///{db}").read_snapshot(CFG.tracking_pattern)
     reject = next(r for r in snap.rejects.iter_rows(named=True) if r["record_key"] == f"order:{order_id}")
     assert "out of range" in reject["reason"]
+
+
+# --------------------------------------------------------------------------- WMS records
+
+STATES = ["ReturnCreated", "ArrivedToWarehouse", "Completed"]
+GRADES = ["WaitingToBeProcessed", "Missing", "Damaged", "Undamaged"]
+stamps = st.sampled_from(["2026-03-01T10:00:00Z", "2026-03-01T10:00:00.5Z", "2026-03-01T10:00:00.123456Z",
+                          "2026-03-01T10:00:00+02:00"])
+
+
+@st.composite
+def wms_return(draw, n: int) -> dict:
+    return {"source": "WMS", "returnReferenceNumber": f"R-{n}", "salesOrderReferenceNumber": str(n),
+            "state": draw(st.sampled_from(STATES)), "trackingId": None, "createdAt": draw(stamps),
+            "updatedAt": draw(stamps), "arrivedToWarehouseAt": None, "completedAt": None, "notes": "call Anna",
+            "lineItems": [{"lineItemReferenceNumber": str(i), "sku": "TS-RED", "processedAt": draw(stamps),
+                           "state": draw(st.sampled_from(GRADES))} for i in range(draw(st.integers(0, 3)))]}
+
+
+@st.composite
+def wms_items(draw) -> tuple[list, set[str]]:
+    items, valid = [], set()
+    for n in range(draw(st.integers(0, 10))):
+        record = draw(wms_return(n))
+        kind = draw(st.sampled_from(["valid", "mangled", "json"]))
+        if kind == "valid":
+            valid.add(record["returnReferenceNumber"])
+            items.append(record)
+        elif kind == "mangled":
+            target = record if draw(st.booleans()) or not record["lineItems"] else record["lineItems"][0]
+            target[draw(st.sampled_from(sorted(target)))] = draw(json_values)
+            items.append(record)
+        else:
+            items.append(draw(json_values))
+    return items, valid
+
+
+@FUZZ
+@given(wms_items())
+def test_wms_return_parser_loads_or_rejects_every_record(case):
+    from assets.sources.wms import returns_to_frames
+
+    items, valid = case
+    returns, units, rejects = returns_to_frames(items, "wms_returns")
+    assert len(items) == returns.height + rejects.height
+    _count("wms returns", len(items), returns.height, rejects.height)
+    loaded = set(returns["return_reference"].to_list())
+    assert valid <= loaded  # valid records load, with all their units unchanged
+    for record in items:
+        if isinstance(record, dict) and str(record.get("returnReferenceNumber")) in valid:
+            got = units.filter(pl.col("return_reference") == record["returnReferenceNumber"])
+            assert sorted(got["state"].to_list()) == sorted(li["state"] for li in record["lineItems"])
+    assert all("call Anna" not in (p or "") for p in rejects["payload"].to_list()), "warehouse notes are never kept"
+
+
+@FUZZ
+@given(st.lists(st.one_of(json_values, st.fixed_dictionaries({
+    "id": st.just("a"), "transactionNumber": st.text(min_size=1, max_size=5), "transactionType": st.just("Found"),
+    "completedAt": st.one_of(stamps, json_values), "tag": st.none(),
+    "lineItems": st.lists(st.fixed_dictionaries({"sku": st.just("TS-RED"), "lostAmount": st.integers(0, 3),
+                                                 "foundAmount": st.one_of(st.integers(0, 3), json_values),
+                                                 "putInQuarantineAmount": st.just(0),
+                                                 "releaseFromQuarantineAmount": st.just(0)}), max_size=2)})),
+    max_size=8))
+def test_wms_adjustment_parser_loads_or_rejects_every_record(items):
+    from assets.sources.wms import adjustments_to_frames
+
+    heads, _lines, rejects = adjustments_to_frames(items)
+    assert len(items) == heads.height + rejects.height
+    _count("wms adjustments", len(items), heads.height, rejects.height)

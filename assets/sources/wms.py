@@ -125,18 +125,18 @@ def returns_to_frames(items: Iterable[dict], source: str) -> tuple[pl.DataFrame,
                 raise ValueError(f"returnReferenceNumber is not a string (a JSON {_json_type(ref)})")
             row = {
                 "return_reference": str(ref),
-                "source": item.get("source"),
-                "sales_order_channel": item.get("salesOrderChannel"),
-                "order_reference": _str(item.get("salesOrderReferenceNumber")),
-                "state": item.get("state"),
-                "tracking_id": _str(item.get("trackingId")),
-                "cargo_carrier": item.get("cargoCarrier"),
+                "source": _text(item, "source"),
+                "sales_order_channel": _text(item, "salesOrderChannel"),
+                "order_reference": _text(item, "salesOrderReferenceNumber"),
+                "state": _text(item, "state"),
+                "tracking_id": _text(item, "trackingId"),
+                "cargo_carrier": _text(item, "cargoCarrier"),
                 "created_at": _ts(item, "createdAt"),
                 "updated_at": _ts(item, "updatedAt"),
                 "arrived_at": _ts(item, "arrivedToWarehouseAt"),
                 "completed_at": _ts(item, "completedAt"),
-                "courier_request": item.get("courierRequest"),
-                "tag": item.get("tag"),
+                "courier_request": _text(item, "courierRequest"),
+                "tag": _text(item, "tag"),
             }
             if row["created_at"] is None or row["updated_at"] is None:
                 raise ValueError("missing createdAt/updatedAt")
@@ -156,12 +156,12 @@ def returns_to_frames(items: Iterable[dict], source: str) -> tuple[pl.DataFrame,
                 item_rows.append({
                     "return_reference": str(ref),
                     "return_updated_at": row["updated_at"],
-                    "line_item_reference": str(li["lineItemReferenceNumber"]),
-                    "sku": str(li["sku"]),
+                    "line_item_reference": _text(li, "lineItemReferenceNumber"),
+                    "sku": _text(li, "sku"),
                     "processed_at": _ts(li, "processedAt"),
                     "state": li.get("state"),
-                    "damaged_state": li.get("damagedState"),
-                    "serial_number": _str(li.get("serialNumber")),
+                    "damaged_state": _text(li, "damagedState"),
+                    "serial_number": _text(li, "serialNumber"),
                 })
         except ValueError as exc:
             rejects.append({"source": source, "record_key": _grain(ref), "reason": str(exc).splitlines()[0],
@@ -180,6 +180,17 @@ def _ts(record: dict, field: str) -> datetime | None:
         return parse_ts(record.get(field))
     except ValueError:
         raise ValueError(f"{field} is not an ISO-8601 timestamp: {record.get(field)!r}") from None
+
+
+def _text(record: dict, field: str) -> str | None:
+    """A text field: a JSON string or number as text, null or "" as None; an object, a list or a
+    boolean is a bad record (a reject), never a value the frame cannot hold."""
+    value = record.get(field)
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ValueError(f"{field} is not text (a JSON {_json_type(value)})")
+    return str(value)
 
 
 def _str(value: Any) -> str | None:
