@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import time
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -53,6 +54,39 @@ def instance_for(settings: Settings) -> dg.DagsterInstance:
 
 EXPECTED_ERRORS = ("SourceUnavailable", "ConfigError")
 
+# Tags of every run: the process executing it (in-process runs have no run worker Dagster could watch).
+PID_TAG, HOST_TAG = "recon/pid", "recon/host"
+UNFINISHED = (dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def fail_dead_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Runs of this host whose process is gone (``kill -9``, power cut) still hold the warehouse
+    pool's slot, so every later run would wait for it forever, and show as running in the UI:
+    mark them failed and free their slots."""
+    dead = []
+    host = socket.gethostname()
+    for run in instance.get_runs(filters=dg.RunsFilter(statuses=list(UNFINISHED), tags={HOST_TAG: host})):
+        pid = run.tags.get(PID_TAG, "")
+        if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
+            continue
+        instance.report_run_failed(run, f"process {pid} ended without finishing the run (killed)")
+        try:
+            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        except Exception:  # noqa: BLE001 - storages without pools
+            pass
+        dead.append(run.run_id)
+    return dead
+
 
 def first_failure_reason(result: dg.ExecuteInProcessResult) -> tuple[str, list[str]]:
     """A one-line reason from the first failed step: the deepest cause's message."""
@@ -79,9 +113,11 @@ def run_business_date(d: date, *, settings: Settings | None = None, instance: dg
     defs = defs or build_definitions(settings)
     instance = instance or instance_for(settings)
     job = defs.resolve_job_def("daily_reconciliation_job")
+    fail_dead_runs(instance)
     started = time.monotonic()
     result = job.execute_in_process(
         partition_key=d.isoformat(), instance=instance, raise_on_error=False,
+        tags={PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()},
         # What reaches the console; every event is still stored in the instance (the UI).
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
     )
