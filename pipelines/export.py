@@ -77,6 +77,7 @@ def write_export(con: duckdb.DuckDBPyConnection, export_dir: Path, d: date, stor
     trend_frame = trend(con, d, store_currency)
     export_dir.mkdir(parents=True, exist_ok=True)
     final = export_dir / d.isoformat()
+    remove_stale_staging(export_dir, d)
     staging = Path(tempfile.mkdtemp(prefix=f".{d.isoformat()}-", dir=export_dir))
     try:
         neutralise_formulas(frame).write_csv(staging / "discrepancies.csv")
@@ -94,6 +95,18 @@ def write_export(con: duckdb.DuckDBPyConnection, export_dir: Path, d: date, stor
         raise
     return {"csv": final / "discrepancies.csv", "parquet": final / "discrepancies.parquet",
             "chart": final / "trend.png", "rows": frame.height, "trend": trend_frame, "chart_series": series}
+
+
+def remove_stale_staging(export_dir: Path, d: date) -> list[str]:
+    """Staging (``.<D>-xxxx``) and replaced (``.<D>-old-<pid>``) folders of date D left by a run
+    killed while exporting (``kill -9`` skips the cleanup): removed before D is written again.
+    Runs of one date never export at once (the warehouse pool), so none of them is in use."""
+    removed = []
+    for stale in export_dir.glob(f".{d.isoformat()}-*"):
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+            removed.append(stale.name)
+    return removed
 
 
 def write_trend_chart(frame: pl.DataFrame, path: Path, d: date, store_currency: str = "EUR") -> list[str]:
