@@ -50,21 +50,12 @@ def check_seed(seed: int, base: str, keep: bool = False) -> dict:
             "seconds": time.monotonic() - started, "disagreements": [{**p, "seed": seed} for p in problems]}
 
 
-def _warm() -> None:
-    # imported once in the parent so forked workers start warm
-    import dagster  # noqa: F401
-    import pipelines.definitions  # noqa: F401
-    import dagster as dg
-    from .harness import _assets
-    _assets()
-    dg.DagsterInstance.ephemeral()
-
-
 def run_seeds(seeds: list[int], base: str, workers: int, keep: bool = False) -> list[dict]:
     if workers <= 1:
         return [check_seed(s, base, keep) for s in seeds]
-    _warm()
-    ctx = multiprocessing.get_context("fork")
+    # spawn, not fork: after earlier tests of the same session the parent holds threads (and their
+    # locks); a forked worker can inherit a held lock and wait on it forever
+    ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
         return list(pool.map(check_seed, seeds, [base] * len(seeds), [keep] * len(seeds)))
 
