@@ -50,11 +50,16 @@ TABLE_CHECKS = [
                lambda: [expect("ExpectColumnValuesToBeUnique", column="product_id", label="product_id is unique"),
                         expect("ExpectColumnValuesToNotBeNull", column="quantity", label="quantity is set")]),
     TableCheck("wms_stock_adjustments_valid", ("raw", "wms_stock_adjustments"), False,
-               "WARN: transaction_number unique within a fetch and completedAt set (the canonical layer "
-               "keeps each transaction once, so a repeat cannot double a restock).",
+               "WARN: transaction_number unique within a fetch, completedAt set (the canonical layer "
+               "keeps each transaction once, so a repeat cannot double a restock) and not after the "
+               "time it was fetched (the WMS clock ahead or a mistyped year: the incremental watermark "
+               "is capped at the fetch time, so polling goes on; the failing rows are listed).",
                lambda: [expect("ExpectColumnValuesToBeUnique", column="transaction_number",
                                label="transaction_number is unique"),
-                        expect("ExpectColumnValuesToNotBeNull", column="completed_at", label="completed_at is set")]),
+                        expect("ExpectColumnValuesToNotBeNull", column="completed_at", label="completed_at is set"),
+                        expect("ExpectColumnPairValuesAToBeGreaterThanB", column_A="fetched_at",
+                               column_B="completed_at", or_equal=True, ignore_row_if="either_value_is_missing",
+                               label="completed_at <= fetched_at (no clock skew)")]),
     TableCheck("wms_probed_returns_valid", ("raw", "wms_probed_returns"), False,
                "WARN: returns found by tracking probes have a known state and a reference.",
                lambda: [expect("ExpectColumnValuesToNotBeNull", column="return_reference", label="reference is set"),

@@ -2,7 +2,7 @@
 with the failing rows in its sample, and passes on a good frame."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import polars as pl
 import pytest
@@ -20,8 +20,11 @@ CASES = {
         {"product_id": [1, 1], "quantity": [5, None]},
     ),
     "wms_stock_adjustments_valid": (
-        {"transaction_number": ["A", "B"], "completed_at": [T, T]},
-        {"transaction_number": ["A", "A"], "completed_at": [T, None]},
+        {"transaction_number": ["A", "B", "C"], "completed_at": [T, T, T],
+         "fetched_at": [T, T + timedelta(hours=1), None]},
+        # a repeat, an undated one, and one completed a year after it was fetched (clock skew)
+        {"transaction_number": ["A", "A", "C"], "completed_at": [T, None, T + timedelta(days=365)],
+         "fetched_at": [T, T, T]},
     ),
     "wms_probed_returns_valid": (
         {"return_reference": ["Return-1"], "state": ["Completed"]},
@@ -67,3 +70,11 @@ def test_check_fails_on_a_broken_frame_and_passes_on_a_good_one(name):
     failed = CHECKS[name].run(pl.DataFrame(bad))
     assert not failed.success
     assert failed.unexpected_count >= 1 and failed.failing_rows
+
+
+def test_stock_adjustment_completed_after_its_fetch_is_reported():
+    skewed = {"transaction_number": ["A", "B"], "completed_at": [T, T + timedelta(days=365)],
+              "fetched_at": [T, T]}
+    outcome = CHECKS["wms_stock_adjustments_valid"].run(pl.DataFrame(skewed))
+    assert not outcome.success
+    assert "completed_at <= fetched_at (no clock skew)" in outcome.summary()

@@ -38,7 +38,7 @@ def raw_wms_tables(settings, d) -> dict[str, list]:
     }
     out = {}
     for table, order in tables.items():
-        cols = "* EXCLUDE (fetched_at)" if table == "raw.wms_returns" else (
+        cols = "* EXCLUDE (fetched_at)" if table in ("raw.wms_returns", "raw.wms_stock_adjustments") else (
             "* EXCLUDE (read_at)" if table == "raw.wms_stocks" else "*")
         out[table] = query(settings, f"SELECT {cols} FROM {table} WHERE business_date = $d ORDER BY {order}",
                            {"d": d})
@@ -229,11 +229,15 @@ def test_non_object_items_and_line_items_are_rejects_not_crashes(recon_env, emul
                                       _bad_return("BAD-STATE")]
     result = materialize(recon_env, [wms.wms_returns], WORLD_END)
     rejects = rejects_of(recon_env, "wms_returns")
-    not_objects = {k: v for k, v in rejects.items() if v["reason"] == "item is not a JSON object"}
+    not_objects = {k: v for k, v in rejects.items() if v["reason"].startswith("record is not a JSON object")}
     assert len(not_objects) == 3 and all(k.startswith("#") for k in not_objects)
     assert sorted(v["payload"]["_type"] for v in not_objects.values()) == ["null", "number", "string"]
-    assert rejects["BAD-LIST"]["reason"].startswith("lineItems is not a list")
-    assert rejects["BAD-ITEM"]["reason"].startswith("a line item is not a JSON object")
+    assert sorted(v["reason"] for v in not_objects.values()) == [
+        f"record is not a JSON object (a JSON {t})" for t in ("null", "number", "string")]
+    assert rejects["BAD-LIST"]["reason"] == "lineItems is not a list (a JSON string)"
+    assert rejects["BAD-ITEM"]["reason"] == "lineItems[0] is not a JSON object (a JSON number)"
+    assert rejects["BAD-STATE"]["reason"] == ("lineItems[0].state is not one of 'WaitingToBeProcessed', "
+                                              "'Missing', 'Damaged' or 'Undamaged': 'Bent'")
     for ref in ("BAD-LIST", "BAD-ITEM", "BAD-STATE"):  # grain columns filled
         assert (rejects[ref]["order_reference"], rejects[ref]["return_reference"]) == (f"ord-{ref}", ref)
     assert metadata(result, ["raw", "wms_returns"])["rejects"] == 6
@@ -283,18 +287,19 @@ def test_adjustment_and_stock_shapes_are_rejects(recon_env, emulator, inject):
     inject["/Stocks"] = [42, None]
     result = materialize(recon_env, WMS_ASSETS, WORLD_END)
     adj = rejects_of(recon_env, "wms_stock_adjustments")
-    assert "lostAmount is missing" in adj["TX-ABSENT"]["reason"]
-    assert "foundAmount is missing" in adj["TX-NULL"]["reason"]
-    assert adj["TX-UNDATED"]["reason"] == "missing completedAt"
-    assert adj["TX-LIST"]["reason"].startswith("lineItems is not a list")
-    assert adj["TX-ITEM"]["reason"].startswith("a line item is not a JSON object")
-    assert [v["reason"] for k, v in adj.items() if k.startswith("#")] == ["item is not a JSON object"]
+    assert adj["TX-ABSENT"]["reason"] == "lineItems[0].lostAmount is missing"
+    assert adj["TX-NULL"]["reason"] == "lineItems[0].foundAmount is missing"
+    assert adj["TX-UNDATED"]["reason"] == "completedAt is missing"
+    assert adj["TX-LIST"]["reason"] == "lineItems is not a list (a JSON object)"
+    assert adj["TX-ITEM"]["reason"] == "lineItems[0] is not a JSON object (a JSON string)"
+    assert [v["reason"] for k, v in adj.items() if k.startswith("#")] == ["record is not a JSON object (a JSON string)"]
     assert all(v["return_reference"] == "RMA-9" for k, v in adj.items() if k.startswith("TX-"))
     stored = {r[0] for r in query(recon_env, "SELECT transaction_number FROM raw.wms_stock_adjustments")}
     assert not stored & {"TX-ABSENT", "TX-NULL", "TX-UNDATED", "TX-LIST", "TX-ITEM"}
     assert len(stored) == len(emulator.snapshot().stock_adjustments)
     stocks = rejects_of(recon_env, "wms_stocks")
-    assert len(stocks) == 2 and {v["reason"] for v in stocks.values()} == {"item is not a JSON object"}
+    assert len(stocks) == 2 and {v["reason"] for v in stocks.values()} == {"record is not a JSON object (a JSON number)",
+                                                                "record is not a JSON object (a JSON null)"}
     assert metadata(result, ["raw", "wms_stocks"])["rejects"] == 2
 
 
@@ -318,9 +323,9 @@ def test_probe_answers_without_reference_or_not_objects_are_rejects(recon_env, m
     assert probes > 0
     rejects = rejects_of(settings, "wms_tracking_probes")
     reasons = sorted(v["reason"] for v in rejects.values())
-    assert reasons == (["probe answer item is not a JSON object"] * probes
-                       + ["probe answer without returnReferenceNumber"] * probes)
-    no_ref = [v for v in rejects.values() if v["reason"] == "probe answer without returnReferenceNumber"]
+    assert reasons == (["probe answer: record is not a JSON object (a JSON number)"] * probes
+                       + ["probe answer: returnReferenceNumber is missing"] * probes)
+    no_ref = [v for v in rejects.values() if v["reason"] == "probe answer: returnReferenceNumber is missing"]
     assert all(v["order_reference"] == "ord-x" and "notes" not in v["payload"] for v in no_ref)
     case = manifest["probe_case"]
     found = query(settings, "SELECT count(*) FROM raw.wms_probed_returns WHERE return_reference = $r",
@@ -340,3 +345,20 @@ def test_metadata_says_when_paging_ran_without_dataset_count(recon_env, emulator
     emulator.drop_dataset_count = False
     result = materialize(recon_env, WMS_ASSETS, WORLD_END)
     assert metadata(result, ["raw", "wms_returns"])["paged_without_dataset_count"] is False
+
+
+def test_a_reject_reason_is_the_models_every_problem_located():
+    """One record with three bad fields: the reason lists each, located as the API names it."""
+    from assets.sources.wms import returns_to_frames, stocks_to_frames
+
+    bad = _bad_return("R-3", updatedAt="yesterday", trackingId={"no": 1},
+                      lineItems=[{"lineItemReferenceNumber": "1", "sku": "", "state": "Undamaged"}])
+    returns, units, rejects = returns_to_frames([bad], "wms_returns")
+    assert returns.height == 0 and units.height == 0
+    assert rejects["reason"].to_list() == ["trackingId is not text (a JSON object); updatedAt is not an ISO-8601 "
+                                           "timestamp: 'yesterday'; lineItems[0].sku is missing"]
+    stocks, stock_rejects = stocks_to_frames([{"sku": "S1", "availableStock": 2.5, "reservedStock": True},
+                                              {"sku": "S2", "availableStock": 3}])
+    assert stocks["sku"].to_list() == ["S2"]
+    assert stock_rejects["reason"].to_list() == ["availableStock is not an integer: 2.5; "
+                                                 "reservedStock is not an integer: True"]

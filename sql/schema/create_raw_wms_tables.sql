@@ -112,3 +112,7 @@ CREATE TABLE IF NOT EXISTS raw.wms_tracking_probe_log (
     returns_found INTEGER NOT NULL,
     probed_at TIMESTAMP NOT NULL
 );
+
+-- when each stock adjustment was fetched: its watermark is capped there (a completedAt in the
+-- future cannot stop later polls); null on rows stored before this column existed
+ALTER TABLE raw.wms_stock_adjustments ADD COLUMN IF NOT EXISTS fetched_at TIMESTAMP;
