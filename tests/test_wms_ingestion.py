@@ -159,23 +159,23 @@ def rejects_of(settings, source: str, d=WORLD_END) -> dict[str, dict]:
             for r in rows}
 
 
+class _Injector(dict):
+    def __init__(self, emulator):
+        super().__init__()
+        self.emulator = emulator
+
+    def __setitem__(self, route, items):
+        super().__setitem__(route, items)
+        self.emulator.inject(route, items)
+
+
 @pytest.fixture
-def inject(monkeypatch):
-    """``inject[path] = [items]``: the items are added to the first page the client reads from
-    ``path`` (once), after the real HTTP answer."""
-    from pipelines.resources.wms import WmsClient
-
-    real = WmsClient.iter_pages
-    extra: dict[str, list] = {}
-
-    def iter_pages(self, path, filters=(), sort=()):
-        for page in real(self, path, filters, sort):
-            yield page + extra.pop(path, [])
-        if path in extra:
-            yield extra.pop(path)
-
-    monkeypatch.setattr(WmsClient, "iter_pages", iter_pages)
-    return extra
+def inject(emulator):
+    """``inject[route] = [items]``: the emulator serves the items as they are (any JSON) on the
+    last page of that list endpoint, once: bad input comes over real HTTP, like a real server's."""
+    injector = _Injector(emulator)
+    yield injector
+    emulator.clear_injections()
 
 
 def _now_iso() -> str:
@@ -303,21 +303,16 @@ def test_adjustment_and_stock_shapes_are_rejects(recon_env, emulator, inject):
     assert metadata(result, ["raw", "wms_stocks"])["rejects"] == 2
 
 
-def test_probe_answers_without_reference_or_not_objects_are_rejects(recon_env, manifest, tmp_path, monkeypatch):
-    from pipelines.resources.wms import WmsClient
-
+def test_probe_answers_without_reference_or_not_objects_are_rejects(recon_env, emulator, manifest, tmp_path,
+                                                                    monkeypatch):
     config = tmp_path / "recon.yaml"
     config.write_text(yaml.safe_dump({"wms": {"initial_lookback_days": 20}}))
     monkeypatch.setenv("RECON_CONFIG", str(config))
     settings = load_settings()
     materialize(settings, [*storefront.defs.assets, *WMS_ASSETS], WORLD_END)
-    real = WmsClient.find_returns_by_tracking
-
-    def find(self, tracking_id):
-        return [7, {"trackingId": tracking_id, "salesOrderReferenceNumber": "ord-x", "notes": "secret"},
-                *real(self, tracking_id)]
-
-    monkeypatch.setattr(WmsClient, "find_returns_by_tracking", find)
+    # every tracking search answers two bad items beside the real ones
+    emulator.inject("/Returns", [7, {"trackingId": "1Z", "salesOrderReferenceNumber": "ord-x", "notes": "secret"}],
+                    every_time=True)
     result = materialize(settings, [wms.wms_tracking_probes], WORLD_END)
     probes = metadata(result, ["raw", "wms_probed_returns"])["probes"]
     assert probes > 0

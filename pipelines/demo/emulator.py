@@ -759,6 +759,8 @@ class WmsEmulator:
         self.drop_dataset_count = drop_dataset_count
         self.retry_after_seconds = retry_after_seconds
         self._windows: dict[str, deque[float]] = {}
+        # raw (possibly malformed) items served beside the real ones: see ``inject``
+        self._injected: dict[str, tuple[list[Any], bool]] = {}
         self._entities = {
             "returns": _RETURNS.with_observed(self.world.returns),
             "stock_adjustments": _ADJUSTMENTS.with_observed(self.world.stock_adjustments),
@@ -1008,6 +1010,19 @@ class WmsEmulator:
         with self._lock:
             return dict(self._requests_by_path)
 
+    def inject(self, route: str, items: list[Any], *, every_time: bool = False) -> None:
+        """Serve ``items`` as they are (any JSON: non-objects, wrong types, unknown grades) in the
+        ``items`` of the last page of the list endpoint ``route`` ("/Returns",
+        "/Returns/returnsWithLineItems", "/StockAdjustments", "/Stocks"): once, or on every last
+        page with ``every_time``. On the last page, so that no client's paging arithmetic can skip
+        a real record because of them. For tests of bad input: a real server can send anything."""
+        with self._lock:
+            self._injected[route.lower().rstrip("/")] = (list(items), every_time)
+
+    def clear_injections(self) -> None:
+        with self._lock:
+            self._injected.clear()
+
     def snapshot(self) -> WmsWorld:
         """Deep copy of the current world, taken under the lock."""
         with self._lock:
@@ -1104,16 +1119,17 @@ class WmsEmulator:
         rest = path.rstrip("/")[len(prefix) + 1:]
         segments = [unquote(s) for s in rest.split("/")]
         lower = [s.lower() for s in segments]
+        route = "/" + "/".join(lower)
         if lower == ["returns"]:
-            handler = lambda: self._list("returns", qs, with_items=False)  # noqa: E731
+            handler = lambda: self._list("returns", qs, with_items=False, route=route)  # noqa: E731
         elif lower == ["returns", "returnswithlineitems"]:
-            handler = lambda: self._list("returns", qs, with_items=True)  # noqa: E731
+            handler = lambda: self._list("returns", qs, with_items=True, route=route)  # noqa: E731
         elif len(segments) == 2 and lower[0] == "returns" and segments[1]:
             handler = lambda: self._one_return(segments[1])  # noqa: E731
         elif lower == ["stockadjustments"]:
-            handler = lambda: self._list("stock_adjustments", qs, with_items=True)  # noqa: E731
+            handler = lambda: self._list("stock_adjustments", qs, with_items=True, route=route)  # noqa: E731
         elif lower == ["stocks"]:
-            handler = lambda: self._list("stocks", qs, with_items=True)  # noqa: E731
+            handler = lambda: self._list("stocks", qs, with_items=True, route=route)  # noqa: E731
         else:
             raise _ApiError(404, "NotFound", "The requested resource does not exist.")
         if method != "GET":
@@ -1128,7 +1144,7 @@ class WmsEmulator:
                               "errorCode": "NotFound"}])
         return _json(rec)
 
-    def _list(self, kind: str, qs: str, *, with_items: bool) -> bytes:
+    def _list(self, kind: str, qs: str, *, with_items: bool, route: str = "") -> bytes:
         entity = self._entities[kind]
         query = _parse_query(qs, entity)
         records: list[dict] = getattr(self.world, kind)
@@ -1140,6 +1156,11 @@ class WmsEmulator:
         page = rows[query.offset: query.offset + query.count]
         if not with_items:
             page = [{k: v for k, v in rec.items() if k != "lineItems"} for rec in page]
+        if route in self._injected and query.offset + query.count >= len(rows):
+            extra, every_time = self._injected[route]
+            if not every_time:
+                del self._injected[route]
+            page = [*page, *extra]
         envelope = {"items": page, "count": len(page), "offset": query.offset, "dataSetCount": len(rows)}
         if self._drop_count:
             del envelope["dataSetCount"]
