@@ -724,6 +724,11 @@ def test_mutate_between_pages_completes_arrived_returns(world):
         assert world.returns == build_returns()
         # the API serves the mutated records
         assert api.ok(f"/Returns/{mutated[0]['returnReferenceNumber']}")["state"] == "Completed"
+        # the equality index (state=...) follows the mutation: the records that became Completed are found
+        e.mutate_between_pages = 0  # the walk itself must not move records
+        completed = refs(api.walk("/Returns", {"state": "Completed"}))
+        assert set(refs(mutated)) <= set(completed)
+        assert sorted(completed) == sorted(refs(r for r in e.world.returns if r["state"] == "Completed"))
 
 
 def test_mutate_between_pages_arrivals_and_walk_disturbance(world):

@@ -328,6 +328,7 @@ class _Query:
     sorts: list[tuple[str, str, bool]] = field(default_factory=list)  # (field, kind, descending)
     offset: int = 0
     count: int = DEFAULT_PAGE_SIZE
+    equals: dict[str, set[str]] = field(default_factory=dict)  # plain ``field=value`` filters (indexed)
 
 
 def _short(value: str, limit: int = 80) -> str:
@@ -494,6 +495,7 @@ def _parse_query(qs: str, entity: _Entity) -> _Query:
             log.debug("ignoring unknown query parameter %r", key)
     for fname, wanted in eq_values.items():
         query.filters.append(_any_equal(fname, set(wanted)))
+        query.equals[fname] = set(wanted)
     if errors:
         raise _ApiError(400, "BadRequest", "The query is invalid.", errors)
     query.offset = dqb_offset if dqb_offset is not None else (offset or 0)
@@ -739,6 +741,8 @@ class WmsEmulator:
         self.port = port
         self._lock = threading.RLock()
         self._selection_cache: "OrderedDict[tuple, list[dict]]" = OrderedDict()
+        # (kind, field) -> field value as text -> positions of the records holding it
+        self._indexes: dict[tuple[str, str], dict[str, list[int]]] = {}
         self._rng = random.Random(seed)
         self._rate_limit = 0
         self._rate_window = 0.0
@@ -1152,6 +1156,7 @@ class WmsEmulator:
         if kind == "returns" and query.offset > 0 and self._mutate > 0:
             if self._advance_returns(rows, query.offset, self._mutate):
                 self._selection_cache.clear()  # records changed: every cached selection is stale
+                self._indexes.clear()
                 rows = self._selected(kind, qs, records, query)
         page = rows[query.offset: query.offset + query.count]
         if not with_items:
@@ -1175,11 +1180,28 @@ class WmsEmulator:
         if key in cache:
             cache.move_to_end(key)
             return cache[key]
-        rows = _select(records, query)
+        if query.equals:  # a plain equality filter (trackingId=...): look it up, do not scan
+            fname, wanted = min(query.equals.items(), key=lambda kv: len(kv[1]))
+            index = self._index(kind, fname, records)
+            records = [records[p] for p in sorted({p for v in wanted for p in index.get(v, ())})]
+        rows = _select(records, query)  # every filter still applies to the candidates
         cache[key] = rows
         while len(cache) > 32:
             cache.popitem(last=False)
         return rows
+
+    def _index(self, kind: str, fname: str, records: list[dict]) -> dict[str, list[int]]:
+        """Equality index of one field, built on first use (the world changes only through
+        ``_advance_returns``, which drops every index)."""
+        index = self._indexes.get((kind, fname))
+        if index is None:
+            index = {}
+            for position, rec in enumerate(records):
+                raw = rec.get(fname) if isinstance(rec, dict) else None
+                if raw is not None:
+                    index.setdefault(_text(raw), []).append(position)
+            self._indexes[(kind, fname)] = index
+        return index
 
     def _advance_returns(self, rows: list[dict], offset: int, n: int) -> int:
         """Advance up to n returns one state: first random ones in ``rows`` before
