@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -23,18 +24,7 @@ _ENV_KEYS = ("RECON_HOME", "OPLOG_BASE_URL", "OPLOG_TENANT_ID", "OPLOG_TOKEN", "
              "STOREFRONT_TABLE_PREFIX")  # cleared first: the defaults (config, UTC storefront, oc_) apply
 
 
-def world_env(home: Path, world: Path, manifest: dict, base_url: str) -> dict[str, str]:
-    """As tests/conftest.py make_env."""
-    return {
-        "RECON_HOME": str(home),
-        "OPLOG_BASE_URL": base_url,
-        "OPLOG_TENANT_ID": manifest["tenant_id"],
-        "OPLOG_TOKEN": manifest["token"],
-        "STOREFRONT_DB_URL": f"sqlite:///{world / 'storefront.sqlite'}",
-        "REFUND_LEDGER_PATH": str(world / "ledger"),
-    }
-
-
+TESTS_DIR = Path(__file__).resolve().parents[1]
 _ASSETS = None
 
 
@@ -71,7 +61,11 @@ def run_world(world: Path, home: Path, business_date: date) -> list[dict]:
     emu.start()
     saved = {k: os.environ.get(k) for k in _ENV_KEYS}
     try:
-        env = world_env(home, world, manifest, emu.base_url)
+        if str(TESTS_DIR) not in sys.path:  # run as `python -m tests.differential.run` too
+            sys.path.insert(0, str(TESTS_DIR))
+        from conftest import make_env
+
+        env = make_env(home, world, manifest, emu.base_url)
         for k in _ENV_KEYS:
             os.environ.pop(k, None)
         os.environ.update(env)

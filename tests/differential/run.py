@@ -41,7 +41,7 @@ def check_seed(seed: int, base: str, keep: bool = False) -> dict:
         line = next((ln for ln in reversed(traceback.format_exception(exc)) if ln.strip()), repr(exc))
         return {"seed": seed, "compared": len(findings), "findings": len(findings), "rules": rules,
                 "seconds": time.monotonic() - started,
-                "disagreements": [{"kind": "pipeline_run_failed", "rule": None, "key": [],
+                "disagreements": [{"kind": "pipeline_run_failed", "rule": None, "key": [], "seed": seed,
                                    "pipeline": f"{type(exc).__name__}: {str(exc)[:500]}", "where": line.strip()[:300]}]}
     compared, problems = compare(rows, findings)
     if not keep and not problems:
