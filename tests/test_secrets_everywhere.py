@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -26,7 +24,7 @@ import pytest
 import requests
 
 from conftest import WORLD_END, make_env
-from test_webserver import LOAD_TIMEOUT_S, REPO, WEBSERVER, WORKSPACE_QUERY, _free_port, _graphql
+from test_webserver import _graphql, running_webserver
 
 RECON = str(Path(sys.executable).parent / "recon")
 TOKEN = "tok-distinct-XYZ/91c+e7=Q"
@@ -80,39 +78,11 @@ def warehouse_hits(path: Path, secrets: list[str]) -> tuple[int, dict[str, int]]
 
 @contextlib.contextmanager
 def webserver(tmp_path: Path, env: dict[str, str], name: str):
-    port = _free_port()
     log_path = tmp_path / f"webserver-{name}.log"
-    log = log_path.open("w")
-    proc = subprocess.Popen([WEBSERVER, "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-                            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}/graphql"
-    try:
-        deadline = time.monotonic() + LOAD_TIMEOUT_S
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, log_path.read_text()[-3000:]
-            try:
-                ws = _graphql(url, WORKSPACE_QUERY)["workspaceOrError"]
-            except (requests.RequestException, ValueError):
-                ws = None
-            if ws and ws["__typename"] == "Workspace" and ws["locationEntries"] and all(
-                    e["loadStatus"] == "LOADED" for e in ws["locationEntries"]):
-                break
-            time.sleep(0.5)
-        else:
-            pytest.fail(f"the UI did not load within {LOAD_TIMEOUT_S}s\n" + log_path.read_text()[-3000:])
+    with running_webserver(env, log_path) as (url, ws):
         (entry,) = ws["locationEntries"]
         (repo,) = entry["locationOrLoadError"]["repositories"]
         yield url, {"repositoryLocationName": entry["name"], "repositoryName": repo["name"]}, log_path
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=15)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        log.close()
 
 
 RESOURCES_QUERY = """query($sel: RepositorySelector!) {

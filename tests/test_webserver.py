@@ -3,6 +3,7 @@ lineage from every source to the discrepancy register, the layers as groups, kin
 freshness policies, the daily job and its schedule, without touching the warehouse."""
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -66,17 +67,12 @@ def _graphql(url: str, query: str) -> dict:
     return body["data"]
 
 
-@pytest.fixture
-def webserver(tmp_path):
-    """The UI over the repository's workspace.yaml, with a fresh DAGSTER_HOME and RECON_HOME."""
-    recon_home = tmp_path / "recon_home"
-    dagster_home = tmp_path / "dagster_home"
-    dagster_home.mkdir()
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("RECON_", "OPLOG_", "STOREFRONT_", "REFUND_", "DAGSTER_"))}
-    env.update({"RECON_HOME": str(recon_home), "DAGSTER_HOME": str(dagster_home)})
+@contextlib.contextmanager
+def running_webserver(env: dict[str, str], log_path: Path):
+    """``dagster-webserver -w workspace.yaml`` on a free port with ``env``, until its code location
+    has loaded: yields (GraphQL URL, the workspace answer). Stopped (process group) on exit."""
     port = _free_port()
-    log = (tmp_path / "webserver.log").open("w")
+    log = log_path.open("w")
     proc = subprocess.Popen([WEBSERVER, "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
                             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}/graphql"
@@ -84,7 +80,7 @@ def webserver(tmp_path):
         deadline = time.monotonic() + LOAD_TIMEOUT_S
         workspace = None
         while time.monotonic() < deadline:
-            assert proc.poll() is None, (tmp_path / "webserver.log").read_text()[-3000:]
+            assert proc.poll() is None, log_path.read_text()[-3000:]
             try:
                 workspace = _graphql(url, WORKSPACE_QUERY)["workspaceOrError"]
             except (requests.RequestException, ValueError):
@@ -95,8 +91,8 @@ def webserver(tmp_path):
             time.sleep(0.5)
         else:
             pytest.fail(f"the UI did not load the code location within {LOAD_TIMEOUT_S}s: {workspace}\n"
-                        + (tmp_path / "webserver.log").read_text()[-3000:])
-        yield {"url": url, "workspace": workspace, "recon_home": recon_home}
+                        + log_path.read_text()[-3000:])
+        yield url, workspace
     finally:
         try:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -107,6 +103,19 @@ def webserver(tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
         log.close()
+
+
+@pytest.fixture
+def webserver(tmp_path):
+    """The UI over the repository's workspace.yaml, with a fresh DAGSTER_HOME and RECON_HOME."""
+    recon_home = tmp_path / "recon_home"
+    dagster_home = tmp_path / "dagster_home"
+    dagster_home.mkdir()
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("RECON_", "OPLOG_", "STOREFRONT_", "REFUND_", "DAGSTER_"))}
+    env.update({"RECON_HOME": str(recon_home), "DAGSTER_HOME": str(dagster_home)})
+    with running_webserver(env, tmp_path / "webserver.log") as (url, workspace):
+        yield {"url": url, "workspace": workspace, "recon_home": recon_home}
 
 
 def test_the_ui_shows_the_lineage_groups_job_and_schedule_without_opening_the_warehouse(webserver):
