@@ -7,7 +7,12 @@ process (so its memory is not counted), then runs through Dagster, in this proce
   1. business date D-1 on an empty warehouse (the full first load),
   2. business date D (a quiet next day: only what changed since),
 and prints wall time, peak memory (max RSS of this process), WMS API requests per asset
-against the minimum (pages needed at 100 items per page), and the per-rule result of D.
+against the minimum (pages needed at 100 items per page), the warehouse file size after each
+run, where the time goes (wall time per step group: ingestion per source, canonical, matching,
+rules, lifecycle, checks, export, and the orchestration overhead outside the steps) and the
+per-rule result of D. The emulator answers at full speed and the client is unpaced
+(``wms.requests_per_minute: 0``): the time at the real API's 250 requests/minute is printed
+separately.
 """
 from __future__ import annotations
 
@@ -81,36 +86,50 @@ def main(argv: list[str] | None = None) -> int:
             "STOREFRONT_DB_URL": f"sqlite:///{world / 'storefront.sqlite'}",
             "REFUND_LEDGER_PATH": str(world / "ledger"),
         })
+        config = home / "bench.yaml"
+        config.write_text("wms:\n  requests_per_minute: 0   # the emulator at full speed: measure the pipeline\n")
+        os.environ["RECON_CONFIG"] = str(config)
         os.environ.pop("DAGSTER_HOME", None)
+        import dagster as dg
+        from pipelines.definitions import build_definitions
         from pipelines.runner import run_business_date
         from pipelines.settings import load_settings
         settings = load_settings()
+        defs = build_definitions(settings)
+        instance = dg.DagsterInstance.ephemeral()
         d = args.end_date
         rows = []
+        steps = []
         outcome = None
         for label, day in (("first load", d - timedelta(days=1)), ("quiet next day", d)):
             t = time.monotonic()
-            outcome = run_business_date(day, settings=settings, log_level="WARNING")
+            outcome = run_business_date(day, settings=settings, defs=defs, instance=instance, log_level="WARNING")
             wall = time.monotonic() - t
             if not outcome.success:
                 print(f"run for {day} failed: {outcome.reason}", file=sys.stderr)
                 return 1
-            rows.append((label, day, wall, peak_rss_mb(), _api_requests(outcome)))
+            size = settings.warehouse.stat().st_size / 2**20
+            rows.append((label, day, wall, peak_rss_mb(), _api_requests(outcome), size))
+            steps.append((label, wall, step_groups(instance, outcome.run_id, defs)))
         counts = manifest["counts"]
         print()
         print(f"world: {args.returns:,} returns, {counts['wms_returns']:,} WMS returns, "
               f"{counts['stock_adjustments']:,} adjustments, {counts['stocks']:,} SKUs, "
               f"{counts['ledger_messages']:,} ledger messages")
-        print(f"{'run':<16} {'date':<11} {'wall s':>8} {'peak RSS MB':>12}  WMS requests (minimum at 100/page)")
+        print(f"{'run':<16} {'date':<11} {'wall s':>8} {'peak RSS MB':>12} {'warehouse MB':>13}  "
+              "WMS requests (minimum at 100/page)")
         minimum = {"returns": math.ceil(counts["wms_returns"] / 100),
                    "adjustments": math.ceil(counts["stock_adjustments"] / 100),
                    "stocks": math.ceil(counts["stocks"] / 100)}
-        for label, day, wall, rss, req in rows:
+        for label, day, wall, rss, req, size in rows:
             detail = ", ".join(f"{k} {v}" + (f" (min {minimum[k]})" if label == "first load" and k in minimum else "")
                                for k, v in req.items())
-            print(f"{label:<16} {day.isoformat():<11} {wall:>8.1f} {rss:>12.0f}  {detail}")
+            print(f"{label:<16} {day.isoformat():<11} {wall:>8.1f} {rss:>12.0f} {size:>13.1f}  {detail}")
             total = sum(req.values())
-            print(f"{'':<16} {'':<11} {'':>8} {'':>12}  total {total} requests = {total / 250:.1f} min at 250/min")
+            print(f"{'':<16} {'':<11} {'':>8} {'':>12} {'':>13}  total {total} requests = "
+                  f"{total / 250:.1f} min at 250/min")
+        print()
+        print_step_groups(steps)
         from pipelines.reconcile import summary_text
         print()
         print(summary_text(outcome.summary))
@@ -119,6 +138,59 @@ def main(argv: list[str] | None = None) -> int:
         emulator.wait(timeout=30)
         shutil.rmtree(home, ignore_errors=True)
     return 0
+
+
+GROUPS = ("ingestion: WMS", "ingestion: storefront", "ingestion: refund ledger", "canonical", "matching", "rules",
+          "lifecycle", "checks", "export")
+
+
+def _group_of(step_key: str, check_steps: set[str]) -> str:
+    if step_key in check_steps:
+        return "checks"
+    if step_key.startswith(("wms_", "raw__wms_")):
+        return "ingestion: WMS"
+    if step_key.startswith(("storefront", "raw__oc_")):
+        return "ingestion: storefront"
+    if step_key.startswith("raw__refund"):
+        return "ingestion: refund ledger"
+    if step_key.startswith("core__"):
+        return "canonical"
+    if step_key in ("recon__rma_matches", "recon__order_line_positions"):
+        return "matching"
+    if step_key == "recon__discrepancy_detections":
+        return "rules"
+    if step_key.startswith("recon__"):
+        return "lifecycle"
+    return "export"
+
+
+def step_groups(instance, run_id: str, defs) -> dict[str, tuple[int, float]]:
+    """Step group -> (steps, seconds) of one run, from the run's step statistics; "overhead" is
+    the run's wall time outside any step (process, plan, events, resources)."""
+    graph = defs.resolve_asset_graph()
+    check_steps = {f"{'__'.join(k.asset_key.path)}_{k.name}" for k in graph.asset_check_keys}
+    out: dict[str, list] = {}
+    stats = instance.get_run_step_stats(run_id)
+    for s in stats:
+        group = out.setdefault(_group_of(s.step_key, check_steps), [0, 0.0])
+        group[0] += 1
+        group[1] += (s.end_time or s.start_time) - s.start_time
+    run = instance.get_run_stats(run_id)
+    inside = sum(v[1] for v in out.values())
+    out["overhead"] = [0, max(0.0, (run.end_time - run.start_time) - inside)]
+    return {k: (v[0], v[1]) for k, v in out.items()}
+
+
+def print_step_groups(steps: list[tuple[str, float, dict[str, tuple[int, float]]]]) -> None:
+    print("where the time goes (seconds; steps run one after another):")
+    print(f"  {'step group':<26}" + "".join(f" {label:>22}" for label, _, _ in steps))
+    for group in (*GROUPS, "overhead"):
+        cells = []
+        for _, _, groups in steps:
+            n, secs = groups.get(group, (0, 0.0))
+            cells.append(f"{secs:>9.2f} s ({n:>2} steps)" if group != "overhead" else f"{secs:>9.2f} s          ")
+        print(f"  {group:<26}" + "".join(f" {c:>22}" for c in cells))
+    print(f"  {'run wall (incl. summary)':<26}" + "".join(f" {wall:>9.2f} s          " for _, wall, _ in steps))
 
 
 def _api_requests(outcome) -> dict[str, int]:
