@@ -7,7 +7,8 @@ Every check module (``checks/<source>_checks.py``) describes its expectations wi
 ``run_expectations``. The result, ``CheckOutcome``, says whether every expectation held, how
 each one did, and holds a sample of the failing rows (at most ``SAMPLE_SIZE``, as records).
 
-Great Expectations is imported lazily, on the first validation, because importing it takes
+Only the columns the expectations name are converted to pandas (a check of one key column on a
+million rows converts one column, not the table). Great Expectations is imported lazily, on the first validation, because importing it takes
 seconds; one ephemeral context (pandas datasource, dataframe asset, whole-dataframe batch
 definition) is created per process and shared by every check. Its progress bars are off.
 """
@@ -117,7 +118,7 @@ def _validate_all(data: pl.DataFrame, specs: Sequence[Expect]) -> list[Expectati
     try:
         batch_definition = _gx_batch_definition()
         with _lock:
-            batch = batch_definition.get_batch(batch_parameters={"dataframe": _to_pandas(data)})
+            batch = batch_definition.get_batch(batch_parameters={"dataframe": _to_pandas(_checked_columns(data, specs))})
             return [_validate(batch, spec) for spec in specs]
     except Exception as exc:  # GX itself failed: every expectation fails with the reason
         return [ExpectationOutcome(_snake(s.kind), s.label, _columns_of(s.kwargs), False, 0, error=_one_line(exc))
@@ -171,6 +172,24 @@ def _gx_batch_definition() -> Any:
             asset = context.data_sources.add_pandas("recon_checks").add_dataframe_asset("frame")
             _batch_definition = asset.add_batch_definition_whole_dataframe("whole_frame")
         return _batch_definition
+
+
+def _checked_columns(data: pl.DataFrame, specs: Sequence[Expect]) -> pl.DataFrame:
+    """Only the columns the expectations read go to pandas (same rows, same order: a failing row's
+    position still points into ``data``, where the sample is taken with every column)."""
+    wanted: list[str] = []
+    for spec in specs:
+        kwargs = spec.kwargs
+        names = [kwargs.get("column"), kwargs.get("column_A"), kwargs.get("column_B"),
+                 *(kwargs.get("column_list") or ()), *(kwargs.get("columns") or ())]
+        if any(isinstance(v, (list, tuple)) for v in names) or all(n is None for n in names):
+            return data  # nested names, or a table-level expectation: the whole frame
+        wanted += [str(n) for n in names if n is not None]
+    known = [c for c in dict.fromkeys(wanted) if c in data.columns]
+    # a column no expectation names, or one missing from the frame: GX must see the frame as it is
+    if not known or len(known) < len(set(wanted)):
+        return data
+    return data.select(known)
 
 
 def _to_pandas(data: pl.DataFrame) -> Any:

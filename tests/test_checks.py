@@ -55,6 +55,20 @@ def test_runner_reports_each_expectation_and_a_bounded_sample():
     assert any("k unique" in r["failed_expectations"] for r in outcome.failing_rows)
 
 
+def test_runner_converts_only_the_checked_columns_but_samples_whole_rows():
+    from checks.gx_runner import _checked_columns
+
+    # a column pandas cannot take as is would make the whole-frame conversion fail; unchecked, it never goes
+    frame = pl.DataFrame({"sku": ["A", "A", "B"], "wide": [[1], [2, 3], []], "note": ["x", "y", "z"]})
+    specs = [expect("ExpectColumnValuesToBeUnique", column="sku", label="sku is unique")]
+    assert _checked_columns(frame, specs).columns == ["sku"]
+    outcome = run_expectations(frame, specs)
+    assert not outcome.success and outcome.unexpected_count == 2
+    assert [r["note"] for r in outcome.failing_rows] == ["x", "y"]  # the sample keeps every column
+    table_level = [expect("ExpectTableRowCountToBeBetween", min_value=1, label="rows")]
+    assert _checked_columns(frame, table_level).columns == frame.columns
+
+
 def test_runner_turns_a_missing_column_into_a_failure_not_a_crash():
     outcome = run_expectations(pl.DataFrame({"a": [1]}), [expect("ExpectColumnValuesToNotBeNull", column="nope")])
     assert not outcome.success
