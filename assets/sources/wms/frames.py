@@ -82,23 +82,29 @@ def _validated(model: type[pydantic.BaseModel], item: Any) -> tuple[Any, str | N
         return None, reason(exc)
 
 
-def returns_to_frames(items: Iterable[Any], source: str) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """API return records -> (returns, units, rejects): each record loads or is rejected."""
-    returns: list[tuple] = []
-    units: list[tuple] = []
+def _split(model: type[pydantic.BaseModel], items: Iterable[Any], source: str, key: str,
+           **grain_fields: str) -> tuple[list[Any], list[dict]]:
+    """(records the model accepts, reject rows of the others): a reject is keyed by the record's
+    ``key`` field (or its position) and names the grains ``grain_fields`` point at."""
+    records: list[Any] = []
     rejects: list[dict] = []
     for index, item in enumerate(items):
-        record, why = _validated(WmsReturn, item)
-        if record is None:
-            ref = field_of(item, "returnReferenceNumber")
-            rejects.append(reject_row(source, WmsReturn, item, why, grain(ref) or f"#{index}",
-                                      order_reference=field_of(item, "salesOrderReferenceNumber"),
-                                      return_reference=ref))
+        record, why = _validated(model, item)
+        if record is not None:
+            records.append(record)
             continue
-        returns.append(tuple(getattr(record, c) for c in _RETURN_COLUMNS))
-        for unit in record.line_items or ():
-            units.append((record.return_reference, record.updated_at,
-                          *(getattr(unit, c) for c in _UNIT_COLUMNS)))
+        grains = {column: field_of(item, name) for column, name in grain_fields.items()}
+        rejects.append(reject_row(source, model, item, why, grain(field_of(item, key)) or f"#{index}", **grains))
+    return records, rejects
+
+
+def returns_to_frames(items: Iterable[Any], source: str) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """API return records -> (returns, units, rejects): each record loads or is rejected."""
+    records, rejects = _split(WmsReturn, items, source, "returnReferenceNumber",
+                              order_reference="salesOrderReferenceNumber", return_reference="returnReferenceNumber")
+    returns = [tuple(getattr(r, c) for c in _RETURN_COLUMNS) for r in records]
+    units = [(r.return_reference, r.updated_at, *(getattr(u, c) for c in _UNIT_COLUMNS))
+             for r in records for u in r.line_items or ()]
     return (pl.DataFrame(returns, schema=RETURN_SCHEMA, orient="row"),
             pl.DataFrame(units, schema=LINE_ITEM_SCHEMA, orient="row"),
             pl.DataFrame(rejects, schema=REJECT_SCHEMA))
@@ -112,19 +118,11 @@ def probe_summary(item: Any) -> tuple[str | None, str | None]:
 
 def adjustments_to_frames(items: Iterable[Any]) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """Stock adjustments -> (transactions, lines, rejects): each record loads or is rejected."""
-    heads: list[tuple] = []
-    lines: list[tuple] = []
-    rejects: list[dict] = []
-    for index, item in enumerate(items):
-        record, why = _validated(StockAdjustment, item)
-        if record is None:
-            number = field_of(item, "transactionNumber")
-            rejects.append(reject_row("wms_stock_adjustments", StockAdjustment, item, why,
-                                      grain(number) or f"#{index}", return_reference=field_of(item, "tag")))
-            continue
-        heads.append(tuple(getattr(record, c) for c in _ADJUSTMENT_COLUMNS))
-        for line in record.line_items or ():
-            lines.append((record.transaction_number, *(getattr(line, c) for c in _ADJUSTMENT_LINE_COLUMNS)))
+    records, rejects = _split(StockAdjustment, items, "wms_stock_adjustments", "transactionNumber",
+                              return_reference="tag")
+    heads = [tuple(getattr(r, c) for c in _ADJUSTMENT_COLUMNS) for r in records]
+    lines = [(r.transaction_number, *(getattr(li, c) for c in _ADJUSTMENT_LINE_COLUMNS))
+             for r in records for li in r.line_items or ()]
     return (pl.DataFrame(heads, schema=ADJUSTMENT_SCHEMA, orient="row"),
             pl.DataFrame(lines, schema=ADJUSTMENT_LINE_SCHEMA, orient="row"),
             pl.DataFrame(rejects, schema=REJECT_SCHEMA))
@@ -132,16 +130,9 @@ def adjustments_to_frames(items: Iterable[Any]) -> tuple[pl.DataFrame, pl.DataFr
 
 def stocks_to_frames(items: Iterable[Any]) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Stock records -> (stocks, rejects): each record loads or is rejected."""
-    rows: list[tuple] = []
-    rejects: list[dict] = []
-    for index, item in enumerate(items):
-        record, why = _validated(Stock, item)
-        if record is None:
-            sku = field_of(item, "sku")
-            rejects.append(reject_row("wms_stocks", Stock, item, why, grain(sku) or f"#{index}"))
-            continue
-        rows.append(tuple(getattr(record, c) for c in STOCK_SCHEMA))
-    return (pl.DataFrame(rows, schema=STOCK_SCHEMA, orient="row"), pl.DataFrame(rejects, schema=REJECT_SCHEMA))
+    records, rejects = _split(Stock, items, "wms_stocks", "sku")
+    rows = [tuple(getattr(r, c) for c in STOCK_SCHEMA) for r in records]
+    return pl.DataFrame(rows, schema=STOCK_SCHEMA, orient="row"), pl.DataFrame(rejects, schema=REJECT_SCHEMA)
 
 
 def collapse_latest(items: Iterable[Any]) -> list[Any]:
