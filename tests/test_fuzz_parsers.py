@@ -64,10 +64,11 @@ def valid_refund(draw, number: int) -> dict:
 @st.composite
 def ledger_lines(draw) -> tuple[list[str], list[dict]]:
     """Lines of one archive file: valid refunds (unique credit notes), other methods, broken JSON,
-    arbitrary JSON values, and refund messages whose fields are arbitrary."""
+    arbitrary JSON values, and refund messages with one arbitrary field (of the refund, or of a
+    nested status, line, payment or details)."""
     lines, valid = [], []
     for i in range(draw(st.integers(0, 12))):
-        kind = draw(st.sampled_from(["valid", "other", "broken", "json", "mangled"]))
+        kind = draw(st.sampled_from(["valid", "other", "broken", "json", "mangled", "nested"]))
         if kind == "valid":
             message = draw(valid_refund(i))
             valid.append(message)
@@ -79,10 +80,18 @@ def ledger_lines(draw) -> tuple[list[str], list[dict]]:
             lines.append(json.dumps(draw(valid_refund(i)))[: draw(st.integers(1, 40))])
         elif kind == "json":
             lines.append(json.dumps(draw(json_values)))
-        else:
+        elif kind == "mangled":
             message = draw(valid_refund(i))
             refund = message["params"]["refund"]
             refund[draw(st.sampled_from(sorted(refund)))] = draw(json_values)
+            lines.append(json.dumps(message))
+        else:  # a field of a nested record: the status, a line, a payment, its details
+            message = draw(valid_refund(i))
+            refund = message["params"]["refund"]
+            payment = refund["lines"][0]["payments"][0]
+            record = draw(st.sampled_from([refund["status"], refund["lines"][0], payment, payment["details"],
+                                           payment["status"]]))
+            record[draw(st.sampled_from(sorted(record)))] = draw(json_values)
             lines.append(json.dumps(message))
     return lines, valid
 
@@ -113,6 +122,7 @@ def test_ledger_parser_loads_or_rejects_every_line(case):
             assert row["order_reference"] == refund["order_id"] and row["status_code"] == refund["status"]["code"]
             assert row["currency"] == refund["currency"]
     assert all("agent-7" not in (p or "") for p in read.rejects["payload"].to_list()), "the user is never kept"
+    assert all(r and "\n" not in r for r in read.rejects["reason"].to_list()), "a reason is one line"
 
 
 # --------------------------------------------------------------------------- storefront
