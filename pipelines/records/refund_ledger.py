@@ -37,13 +37,12 @@ valid or not, for the grain columns of a reject.
 
 Value types of this source only (``values`` has no equivalent): ``MethodName`` (a JSON string,
 nothing else), ``Currency``, ``NonEmptyLines``, and ``Amount``: ``required(decimal(38, 10))``
-exact, with a fast path for plain decimal strings and a second opinion in a wide decimal
-context (see ``_amount``).
+exact, with a fast path for plain decimal strings (see ``_amount``).
 """
 from __future__ import annotations
 
 import re
-from decimal import Context, Decimal, localcontext
+from decimal import Context, Decimal
 from typing import Annotated, Any, NamedTuple
 
 import pydantic
@@ -86,23 +85,14 @@ _TEN_PLACES = Decimal(1).scaleb(-SCALE)
 def _amount(value: Any) -> Decimal:
     """A required ``decimal(38, 10)`` exact amount, read by ``values.read_decimal``.
 
-    Two additions, both giving exactly what ``read_decimal`` means: a fast path for the common
-    case, a plain decimal string of at most 28 integer digits and 10 decimal places (in range and
-    exact by its form: ``read_decimal`` returns it quantized to 10 places, and so does this, ~10x
-    faster; the three amounts of every payment made validation twice as slow otherwise); and a
-    second opinion when ``read_decimal`` refuses a value: it checks the range with ``abs()`` in
-    the thread's decimal context (28 digits by default), which rounds a value within 0.5 of
-    10^28 (``9999999999999999999999999999.9999999999``) up to 10^28, out of range; decided again
-    in a context wide enough, it is right (rounding never takes a value >= 10^28 below it, so a
-    value the first try accepts is right).
+    One addition, giving exactly what ``read_decimal`` means: a fast path for the common case, a
+    plain decimal string of at most 28 integer digits and 10 decimal places (in range and exact by
+    its form: ``read_decimal`` returns it quantized to 10 places, and so does this, ~10x faster;
+    the three amounts of every payment made validation twice as slow otherwise).
     """
     if type(value) is str and _PLAIN_AMOUNT_RE.fullmatch(value):
         return Decimal(value).quantize(_TEN_PLACES, context=_EXACT)
-    try:
-        amount = read_decimal(value, precision=38, scale=SCALE, exact=True)
-    except ValueError:
-        with localcontext(_EXACT):
-            amount = read_decimal(value, precision=38, scale=SCALE, exact=True)
+    amount = read_decimal(value, precision=38, scale=SCALE, exact=True)
     if amount is None:
         raise ValueError("is missing")
     return amount

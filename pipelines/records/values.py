@@ -146,7 +146,7 @@ def read_decimal(value: Any, *, precision: int, scale: int, exact: bool) -> Deci
         raise ValueError(f"is not a finite number: {_shown(value)}")
     bound = Decimal(10) ** (precision - scale)
     # range first: quantizing a huge number past the context's precision raises InvalidOperation
-    if abs(number) >= bound:
+    if number.copy_abs() >= bound:
         raise ValueError(f"is out of range for DECIMAL({precision},{scale}): {_shown(value)}")
     if exact:
         if number.normalize(_EXACT).as_tuple().exponent < -scale:  # 1.500 has 1 decimal place
@@ -154,7 +154,7 @@ def read_decimal(value: Any, *, precision: int, scale: int, exact: bool) -> Deci
                              f"{_shown(value)}")
         return number.quantize(Decimal(1).scaleb(-scale), context=_EXACT)
     number = number.quantize(Decimal(1).scaleb(-scale), rounding=ROUND_HALF_UP, context=_EXACT)
-    if abs(number) >= bound:  # 9999.99995 rounds up past the range
+    if number.copy_abs() >= bound:  # 9999.99995 rounds up past the range
         raise ValueError(f"is out of range for DECIMAL({precision},{scale}): {_shown(value)}")
     return number
 
