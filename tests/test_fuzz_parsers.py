@@ -266,3 +266,43 @@ def test_wms_adjustment_parser_loads_or_rejects_every_record(items):
     heads, _lines, rejects = adjustments_to_frames(items)
     assert len(items) == heads.height + rejects.height
     _count("wms adjustments", len(items), heads.height, rejects.height)
+
+
+COUNT_FIELDS = ["totalStockAmount", "availableStock", "reservedStock", "receivedItemAmount", "damagedItemAmount",
+                "expiredAmount", "lostItemAmount"]
+
+
+@st.composite
+def wms_stocks(draw) -> tuple[list, dict]:
+    """Stock records: valid ones (kept with their counts), mangled ones (one field replaced by any
+    JSON value) and items that are not records at all."""
+    items, valid = [], {}
+    for n in range(draw(st.integers(0, 8))):
+        record = {"id": str(n), "sku": f"SKU-{n}", "name": "Tee", "updatedAt": draw(stamps), "barcodes": ["123"],
+                  **{f: draw(st.one_of(st.none(), st.integers(0, 10**6))) for f in COUNT_FIELDS}}
+        kind = draw(st.sampled_from(["valid", "mangled", "junk"]))
+        if kind == "valid":
+            valid[record["sku"]] = record
+            items.append(record)
+        elif kind == "mangled":
+            record[draw(st.sampled_from(["sku", "updatedAt", *COUNT_FIELDS]))] = draw(json_values)
+            items.append(record)
+        else:
+            items.append(draw(json_values))
+    return items, valid
+
+
+@FUZZ
+@given(wms_stocks())
+def test_wms_stock_parser_loads_or_rejects_every_record(case):
+    from assets.sources.wms import stocks_to_frames
+
+    items, valid = case
+    stocks, rejects = stocks_to_frames(items)
+    assert len(items) == stocks.height + rejects.height
+    _count("wms stocks", len(items), stocks.height, rejects.height)
+    loaded = {row["sku"]: row for row in stocks.iter_rows(named=True)}
+    for sku, record in valid.items():  # valid records load unchanged
+        assert loaded[sku]["available_stock"] == record["availableStock"]
+        assert loaded[sku]["lost_item_amount"] == record["lostItemAmount"]
+    assert all(r and r.strip() for r in rejects["reason"].to_list()), "every reject says why"
