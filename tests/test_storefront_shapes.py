@@ -1,25 +1,31 @@
 """OpenCart connector on real shops' data shapes (sources.md section 2): unmapped names, typed-in
 models, zero dates, MyISAM read order, the shop's time zone, reject grains, reject payloads,
-abandoned checkouts. Each test reads a real SQLite OpenCart database built in the test."""
+abandoned checkouts, reasons and payloads from the record models. Each test reads a real SQLite
+OpenCart database built in the test."""
 from __future__ import annotations
 
 import json
 import re
 import sqlite3
-from datetime import date, datetime
+from datetime import date, datetime, timezone
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
 import pytest
 import sqlalchemy as sa
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import TypeAdapter, ValidationError
 
 from pipelines.config import load_config
 from pipelines.errors import SourceUnavailable
 from pipelines.resources import build_resources
-from pipelines.resources.storefront import (
-    DATE_ADDED_MISSING, GRAIN_COLUMNS, PAYLOAD_COLUMNS, PERSONAL_COLUMNS, REJECTS_SCHEMA, StorefrontResource,
-    _payload,
-)
+from pipelines.records import storefront as storefront_records
+from pipelines.records.base import allow_list, payload, validate
+from pipelines.records.storefront import DATE_ADDED_MISSING, PERSONAL_COLUMNS, Return, ReturnHistory
+from pipelines.records.values import read_decimal, read_integer, read_text
+from pipelines.resources.storefront import GRAIN_COLUMNS, MODELS, RAW_TABLES, REJECTS_SCHEMA, StorefrontResource
 from pipelines.settings import load_settings
 from tests.test_storefront_ingestion import PERSONAL, VALID_HISTORY, VALID_RETURNS, build_opencart
 
@@ -306,16 +312,16 @@ def test_reject_payloads_hold_only_the_allow_listed_columns(db):
         key = row["record_key"]
         table = ("raw.oc_return_history" if "/history:" in key else "raw.oc_returns" if key.startswith("RMA-")
                  else next(t for prefix, t in tables.items() if key.startswith(prefix)))
-        payload = json.loads(row["payload"])
-        assert set(payload) <= set(PAYLOAD_COLUMNS[table]), key
-        assert not set(payload) & PERSONAL_COLUMNS, key
+        fields = json.loads(row["payload"])
+        assert set(fields) <= set(allow_list(MODELS[table])), key  # the allow-list: the model's fields
+        assert not set(fields) & PERSONAL_COLUMNS, key
         assert not any(needle in row["payload"] for needle in PERSONAL), key
         seen.add(table)
-    assert seen == set(PAYLOAD_COLUMNS)
+    assert seen == set(MODELS)
     assert json.loads(rejects_by_key(snap)["RMA-507"]["payload"])["product"] == "Ghost"  # the product name is fine
     # anything outside the allow-list is left out, whatever the row holds
     row = {"return_id": 1, "email": "x@example.invalid", "firstname": "A", "comment": "call me", "extra": 1}
-    assert json.loads(_payload(row, PAYLOAD_COLUMNS["raw.oc_returns"])) == {"return_id": 1}
+    assert json.loads(payload(Return, row)) == {"return_id": 1}
 
 
 # --------------------------------------------------------------------------- 8. abandoned checkouts
@@ -337,3 +343,91 @@ def test_orders_with_status_0_load_as_read(db):
     assert 95 in set(snap.order_lines["order_product_id"])
     assert 701 in set(snap.returns["return_id"])  # raw as read; the canonical SQL leaves the order out
     assert not {k for k in snap.rejects["record_key"] if k in ("order:3001", "order_product:95", "RMA-701")}
+
+
+# --------------------------------------------------------------------------- 9. the models decide
+
+def test_a_reject_reason_is_the_models_and_names_every_bad_column(db):
+    """Two bad columns of one row: both are in the reason, each named by its column, in the
+    model's field order, worded as the model words them; a rule across records follows them."""
+    sql(db, "UPDATE oc_order_product SET quantity = 'many', price = 'cheap' WHERE order_product_id = 2",
+        "UPDATE oc_return SET opened = 'yes', date_modified = 'soon', order_id = 9999 WHERE return_id = 502")
+    snap = read(db)
+    rej = rejects_by_key(snap)
+    assert rej["order_product:2"]["reason"] == "quantity is not an integer: 'many'; price is not a number: 'cheap'"
+    row = {"return_id": 502, "order_id": 9999, "quantity": 2, "opened": "yes", "date_added": "2026-03-19 12:00:00",
+           "date_modified": "soon"}
+    record, reason = validate(Return, row, {"zone": timezone.utc})
+    assert record is None
+    assert reason == "opened is not an integer: 'yes'; date_modified is not an ISO-8601 timestamp: 'soon'"
+    assert rej["RMA-502"]["reason"] == f"{reason}; order 9999 does not exist"
+    # a bad value leaves the rest of the row readable: the grains still name it
+    assert (rej["RMA-502"]["order_reference"], rej["RMA-502"]["rma_reference"]) == ("9999", "RMA-502")
+    assert 2 not in set(snap.order_lines["order_product_id"]) and 502 not in set(snap.returns["return_id"])
+
+
+def test_a_reject_payload_holds_exactly_the_models_fields_as_read(db):
+    sql(db, "UPDATE oc_return SET quantity = 'two' WHERE return_id = 502",
+        "UPDATE oc_return_history SET notify = 'x' WHERE return_history_id = 3")
+    rej = rejects_by_key(read(db))
+    rma = json.loads(rej["RMA-502"]["payload"])
+    assert list(rma) == list(Return.model_fields)          # every field, nothing else
+    assert rma["quantity"] == "two" and rma["model"] == "SKU-B" and rma["date_added"] == "2026-03-19 12:00:00"
+    history = json.loads(rej["RMA-501/history:3"]["payload"])
+    assert list(history) == list(ReturnHistory.model_fields)
+    assert history["tracking_id"] == "NEWTRACK5678" and "comment" not in history  # the number, never the note
+    assert not any(needle in rej["RMA-501/history:3"]["payload"] for needle in PERSONAL)  # the comment has an email
+    for model in MODELS.values():
+        assert not PERSONAL_COLUMNS & set(model.model_fields), model
+
+
+def test_models_fields_are_the_raw_tables_columns():
+    for table, (_, schema) in RAW_TABLES.items():
+        assert list(MODELS[table].model_fields) == list(schema), table
+    ddl = (Path(__file__).parent.parent / "sql" / "schema" / "create_raw_storefront_tables.sql").read_text()
+    for table, model in MODELS.items():
+        body = ddl.split(f"CREATE TABLE IF NOT EXISTS {table} (")[1].split(");")[0]
+        columns = [line.split()[0] for line in body.strip().splitlines() if line.strip()]
+        assert columns == ["business_date", *model.model_fields], table
+
+
+column_values = st.one_of(
+    st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(allow_nan=True, allow_infinity=True),
+    st.decimals(allow_nan=True, allow_infinity=True), st.text(max_size=12), st.binary(max_size=6),
+    st.sampled_from(["", " 12 ", "-0", "0.0", "-0.0", "1e5", "9999999999.99995", "12.34565", "0x10", "٣"]))
+
+
+def _read(read, value):
+    try:
+        return "value", read(value)
+    except ValueError as exc:
+        return "error", str(exc)
+
+
+@settings(max_examples=400, deadline=None)
+@given(column_values)
+def test_column_types_read_every_value_as_the_base_types_do(value):
+    """The storefront's column types only add a fast path (an int, a str, a price seen before):
+    values and reasons are those of the shared base types, also when read twice (remembered)."""
+    pairs = [
+        (storefront_records.Id, lambda v: read_integer(v, bits=64)),
+        (storefront_records.Int, lambda v: read_integer(v, bits=32)),
+        (storefront_records.Varchar, lambda v: read_text(v, blank_is_null=False)),
+        (storefront_records.Money, lambda v: read_decimal(v, precision=15, scale=4, exact=False)),
+        (storefront_records.Rate, lambda v: read_decimal(v, precision=15, scale=8, exact=False)),
+    ]
+    for column_type, base in pairs:
+        adapter = TypeAdapter(column_type)
+
+        def fast(v, adapter=adapter):
+            try:
+                return adapter.validate_python(v)
+            except ValidationError as exc:
+                raise ValueError(str(exc.errors()[0]["ctx"]["error"])) from None
+
+        expected = _read(base, value)
+        for _ in range(2):
+            got = _read(fast, value)
+            assert got == expected and type(got[1]) is type(expected[1]), (column_type, value)
+            if isinstance(got[1], Decimal):
+                assert str(got[1]) == str(expected[1])  # -0.0000 stays -0.0000, 1.5000 stays 1.5000
