@@ -49,6 +49,16 @@ class ReconConfig:
         return self.thresholds[name]
 
     @property
+    def retention_days(self) -> int | None:
+        """``retention.days``: a positive whole number of days, or None (keep everything)."""
+        value = (self.raw.get("retention") or {}).get("days")
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"retention.days must be a whole number of days >= 1 or null, got {value!r}")
+        return value
+
+    @property
     def amount_tolerance(self) -> Decimal:
         """The money tolerance as an exact decimal (the YAML text, not its binary float)."""
         return _decimal(self.raw["thresholds"]["amount_tolerance"])
@@ -124,7 +134,7 @@ def load_config(path: str | Path | None = None) -> ReconConfig:
     if not re.fullmatch(r"[A-Z]{3}", currency):
         raise ConfigError(f"store_currency must be an ISO currency code, got {currency!r}")
     schedule = raw.get("schedule") or {}
-    return ReconConfig(
+    config = ReconConfig(
         thresholds={k: float(v) for k, v in thresholds.items()},
         store_currency=currency,
         severities=severities,
@@ -138,6 +148,8 @@ def load_config(path: str | Path | None = None) -> ReconConfig:
         schedule_timezone=str(schedule.get("timezone", "UTC")),
         raw=raw,
     )
+    config.retention_days  # noqa: B018 - validated now, not halfway through a run
+    return config
 
 
 def _decimal(value: Any) -> Decimal:

@@ -6,7 +6,7 @@ daily job, its schedule and the resources built from the environment.
 """
 import dagster as dg
 
-from assets import canonical, exports, reconciliation
+from assets import canonical, exports, reconciliation, retention
 from assets.sources import refund_ledger, storefront, wms
 from pipelines.jobs import daily_reconciliation_job, daily_reconciliation_schedule
 from pipelines.resources import build_resources
@@ -28,6 +28,7 @@ def build_definitions(settings=None) -> dg.Definitions:
         canonical.defs,
         reconciliation.defs,
         exports.defs,
+        retention.defs,
         *_check_defs(),
         dg.Definitions(
             jobs=[daily_reconciliation_job],

@@ -129,6 +129,10 @@ class WarehouseResource(dg.ConfigurableResource):
 
     def replace_partition(self, con: duckdb.DuckDBPyConnection, table: str, business_date: date,
                           frame: pl.DataFrame, **where: Any) -> int:
+        """Replace one business date's rows of ``table`` (a date before the retention cutoff is refused)."""
+        from pipelines.retention import assert_writable
+
+        assert_writable(con, business_date)
         return replace_rows(con, table, frame, {"business_date": business_date, **where})
 
     def query(self, sql: str, params: dict[str, Any] | None = None) -> pl.DataFrame:

@@ -23,3 +23,13 @@ ALTER TABLE recon.rejects ADD COLUMN IF NOT EXISTS order_line_reference VARCHAR;
 ALTER TABLE recon.rejects ADD COLUMN IF NOT EXISTS rma_reference VARCHAR;
 ALTER TABLE recon.rejects ADD COLUMN IF NOT EXISTS return_reference VARCHAR;
 ALTER TABLE recon.rejects ADD COLUMN IF NOT EXISTS credit_note_number VARCHAR;
+
+-- Every application of the retention (retention.days): the cutoff and the rows removed per table.
+-- No business date before the latest cutoff can be written again (its raw data is gone).
+CREATE TABLE IF NOT EXISTS recon.retention_log (
+    business_date DATE NOT NULL,             -- the run that applied it
+    cutoff DATE NOT NULL,                    -- rows of business dates before this were thinned
+    table_name VARCHAR NOT NULL,
+    rows_deleted BIGINT NOT NULL,
+    applied_at TIMESTAMP NOT NULL
+);

@@ -1,0 +1,74 @@
+-- Retention (retention.days = N): rows of business dates before $cutoff (the latest evaluated
+-- date minus N days) are removed, keeping exactly what any date >= $cutoff still reads, so a
+-- rerun of such a date gives the same tables as before. One statement per table; the caller
+-- counts the rows each removes and runs them in one transaction.
+
+-- Tables holding a full copy per business date, read only at their own date.
+DELETE FROM raw.oc_orders WHERE business_date < $cutoff;
+DELETE FROM raw.oc_order_lines WHERE business_date < $cutoff;
+DELETE FROM raw.oc_products WHERE business_date < $cutoff;
+DELETE FROM raw.oc_returns WHERE business_date < $cutoff;
+DELETE FROM raw.oc_return_history WHERE business_date < $cutoff;
+DELETE FROM raw.refund_lines WHERE business_date < $cutoff;
+DELETE FROM raw.wms_stocks WHERE business_date < $cutoff;
+DELETE FROM raw.wms_tracking_probe_log WHERE business_date < $cutoff;
+DELETE FROM recon.rejects WHERE business_date < $cutoff;
+DELETE FROM core.order_lines WHERE business_date < $cutoff;
+DELETE FROM core.rma_lines WHERE business_date < $cutoff;
+DELETE FROM core.wms_returns WHERE business_date < $cutoff;
+DELETE FROM core.wms_return_units WHERE business_date < $cutoff;
+DELETE FROM core.refund_lines WHERE business_date < $cutoff;
+DELETE FROM core.stock_adjustment_lines WHERE business_date < $cutoff;
+DELETE FROM core.stock_levels WHERE business_date < $cutoff;
+DELETE FROM core.data_issues WHERE business_date < $cutoff;
+DELETE FROM recon.rma_matches WHERE business_date < $cutoff;
+DELETE FROM recon.order_line_positions WHERE business_date < $cutoff;
+
+-- WMS return versions (each fetch keeps what changed): a version fetched before the cutoff goes
+-- only when another one fetched before the cutoff, updated by the cutoff's T, is later (a date >=
+-- cutoff always prefers that one: build_wms_returns takes the latest version updated by T).
+DELETE FROM raw.wms_returns v
+WHERE v.business_date < $cutoff AND EXISTS (
+    SELECT 1 FROM raw.wms_returns w
+    WHERE w.return_reference = v.return_reference AND w.business_date < $cutoff AND w.updated_at <= $cutoff_as_of
+      AND (w.updated_at > v.updated_at OR (w.updated_at = v.updated_at AND w.business_date > v.business_date)));
+DELETE FROM raw.wms_probed_returns v
+WHERE v.business_date < $cutoff AND EXISTS (
+    SELECT 1 FROM raw.wms_probed_returns w
+    WHERE w.return_reference = v.return_reference AND w.business_date < $cutoff AND w.updated_at <= $cutoff_as_of
+      AND (w.updated_at > v.updated_at OR (w.updated_at = v.updated_at AND w.business_date > v.business_date)));
+-- the units of the versions that went
+DELETE FROM raw.wms_return_line_items i
+WHERE i.business_date < $cutoff AND NOT EXISTS (
+    SELECT 1 FROM raw.wms_returns r
+    WHERE r.return_reference = i.return_reference AND r.business_date = i.business_date
+      AND r.updated_at IS NOT DISTINCT FROM i.return_updated_at);
+DELETE FROM raw.wms_probed_return_line_items i
+WHERE i.business_date < $cutoff AND NOT EXISTS (
+    SELECT 1 FROM raw.wms_probed_returns r
+    WHERE r.return_reference = i.return_reference AND r.business_date = i.business_date
+      AND r.updated_at IS NOT DISTINCT FROM i.return_updated_at);
+
+-- Stock adjustments: build_stock_adjustment_lines takes a transaction's latest fetch completed by
+-- T; an earlier fetch before the cutoff goes when a later one before the cutoff is completed by
+-- the cutoff's T.
+DELETE FROM raw.wms_stock_adjustments v
+WHERE v.business_date < $cutoff AND EXISTS (
+    SELECT 1 FROM raw.wms_stock_adjustments w
+    WHERE w.transaction_number = v.transaction_number AND w.business_date > v.business_date
+      AND w.business_date < $cutoff AND w.completed_at <= $cutoff_as_of);
+DELETE FROM raw.wms_stock_adjustment_lines l
+WHERE l.business_date < $cutoff AND NOT EXISTS (
+    SELECT 1 FROM raw.wms_stock_adjustments h
+    WHERE h.transaction_number = l.transaction_number AND h.business_date = l.business_date);
+
+-- Detections: recon.discrepancies is derived from the whole detection history (first and last
+-- detection, the latest row); a detection before the cutoff goes only when it is neither its
+-- discrepancy's first nor its last, so every discrepancy, its dates and its ageing stay as they were.
+DELETE FROM recon.discrepancy_detections t
+USING (
+    SELECT discrepancy_id, min(business_date) AS first_on, max(business_date) AS last_on
+    FROM recon.discrepancy_detections GROUP BY discrepancy_id
+) s
+WHERE t.discrepancy_id = s.discrepancy_id AND t.business_date < $cutoff
+  AND t.business_date > s.first_on AND t.business_date < s.last_on;
