@@ -114,6 +114,8 @@ CASES: list[tuple[str, dict, Callable[[WmsEmulator], int], dict]] = [
     ("truncated JSON 20%", {"truncated_rate": 0.2}, lambda e: e.responses_truncated, {}),
     ("latency 50 ms", {"latency_seconds": 0.05}, lambda e: 0, {}),
     ("connection reset 20%", {"reset_rate": 0.2}, lambda e: e.connections_reset, {}),
+    ("broken chunked body 20%", {"broken_chunked_rate": 0.2}, lambda e: e.responses_broken_chunked, {}),
+    ("body not the gzip it announces 20%", {"bad_gzip_rate": 0.2}, lambda e: e.responses_bad_gzip, {}),
     ("records moving (3 per page)", {"mutate_between_pages": 3}, lambda e: e.mutations_done, {}),
     ("no dataSetCount", {"drop_dataset_count": True}, lambda e: e.pages_without_dataset_count, {}),
 ]
@@ -149,7 +151,8 @@ def test_poll_under_fault_loses_and_duplicates_nothing(case, wms_world, manifest
     assert stats.responses_429 == emu_429
     if switches:
         assert n_injected > 0 or fault.startswith("latency"), f"{fault}: the fault never happened"
-    if "error_rate" in switches or any(k in switches for k in ("html_rate", "truncated_rate", "reset_rate")):
+    if "error_rate" in switches or any(k in switches for k in ("html_rate", "truncated_rate", "reset_rate",
+                                                                 "broken_chunked_rate", "bad_gzip_rate")):
         assert stats.retries == n_injected > 0, "each broken answer costs exactly one retry"
     else:
         assert stats.retries == 0

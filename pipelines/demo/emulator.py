@@ -77,7 +77,11 @@ so the other switches' sequences do not change):
   (a proxy's), before the request is routed;
 * ``truncated_rate`` -- a request that would have been answered ``200`` gets the
   first half of its JSON body (``Content-Length`` is that of the cut body, so the
-  HTTP exchange is complete and only the JSON is broken).
+  HTTP exchange is complete and only the JSON is broken);
+* ``broken_chunked_rate`` -- the answer is sent ``Transfer-Encoding: chunked`` with
+  a chunk size that is not hexadecimal (a client sees a broken chunked body);
+* ``bad_gzip_rate`` -- the answer says ``Content-Encoding: gzip`` but its body is
+  not gzip (a client cannot decode it).
 
 ``drop_dataset_count`` (bool): page envelopes carry no ``dataSetCount`` (a
 client must page until an empty page). ``retry_after_seconds`` (None or >= 0):
@@ -85,7 +89,8 @@ the ``x-retry-after`` of every 429 (and the number in its message) instead of
 the time until the window frees a slot -- the rate limit itself is unchanged.
 
 Counters: ``requests_total``, ``responses_429``, ``responses_5xx``,
-``responses_html``, ``responses_truncated``, ``connections_reset``,
+``responses_html``, ``responses_truncated``, ``responses_broken_chunked``,
+``responses_bad_gzip``, ``connections_reset``,
 ``pages_without_dataset_count``, ``mutations_done``, ``requests_by_path`` (a copy).
 
 Requests are logged at DEBUG level only (method, path, status), never headers.
@@ -643,7 +648,18 @@ class _Handler(BaseHTTPRequestHandler):
             self._reset_connection()
             return
         headers = dict(headers)
+        fault = headers.pop(_FAULT_HEADER, None)
         try:
+            if fault == "chunked":  # a chunk size that is not hexadecimal, then the connection closes
+                self.close_connection = True
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                self.wfile.write(b"zz\r\n" + body[:16] + b"\r\n0\r\n\r\n")
+                return
+            if fault == "gzip":
+                headers["Content-Encoding"] = "gzip"  # but the body is plain JSON
             self.send_response(status)
             self.send_header("Content-Type", headers.pop("Content-Type", "application/json; charset=utf-8"))
             self.send_header("Content-Length", str(len(body)))
@@ -697,6 +713,7 @@ def _envelope(code: str, message: str, errors: list[dict] | None = None) -> byte
 
 
 RESET = 0  # a "status" of _handle: reset the connection, answer nothing
+_FAULT_HEADER = "x-emulator-fault"  # internal: how _dispatch breaks the answer; never sent
 
 _HTML_PAGE = (b"<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head>\n"
               b"<body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>\n")
@@ -728,6 +745,8 @@ class WmsEmulator:
         latency_seconds: float = 0.0,
         mutate_between_pages: int = 0,
         html_rate: float = 0.0,
+        broken_chunked_rate: float = 0.0,
+        bad_gzip_rate: float = 0.0,
         truncated_rate: float = 0.0,
         reset_rate: float = 0.0,
         drop_dataset_count: bool = False,
@@ -758,6 +777,9 @@ class WmsEmulator:
         self._drop_count = False
         self._retry_after: float | None = None
         self.html_rate = html_rate
+        self._broken_chunked_rate = self._bad_gzip_rate = 0.0
+        self.broken_chunked_rate = broken_chunked_rate
+        self.bad_gzip_rate = bad_gzip_rate
         self.truncated_rate = truncated_rate
         self.reset_rate = reset_rate
         self.drop_dataset_count = drop_dataset_count
@@ -913,6 +935,26 @@ class WmsEmulator:
             self._html_rate = value
 
     @property
+    def broken_chunked_rate(self) -> float:
+        return self._broken_chunked_rate
+
+    @broken_chunked_rate.setter
+    def broken_chunked_rate(self, value: float) -> None:
+        value = self._share("broken_chunked_rate", value)
+        with self._lock:
+            self._broken_chunked_rate = value
+
+    @property
+    def bad_gzip_rate(self) -> float:
+        return self._bad_gzip_rate
+
+    @bad_gzip_rate.setter
+    def bad_gzip_rate(self, value: float) -> None:
+        value = self._share("bad_gzip_rate", value)
+        with self._lock:
+            self._bad_gzip_rate = value
+
+    @property
     def truncated_rate(self) -> float:
         return self._truncated_rate
 
@@ -961,6 +1003,8 @@ class WmsEmulator:
             self._responses_5xx = 0
             self._responses_html = 0
             self._responses_truncated = 0
+            self._responses_broken_chunked = 0
+            self._responses_bad_gzip = 0
             self._connections_reset = 0
             self._pages_without_count = 0
             self._mutations_done = 0
@@ -992,6 +1036,16 @@ class WmsEmulator:
     def responses_truncated(self) -> int:
         """200 answers whose JSON body was cut in half (``truncated_rate``)."""
         return self._responses_truncated
+
+    @property
+    def responses_broken_chunked(self) -> int:
+        """Answers sent with a broken chunked body (``broken_chunked_rate``)."""
+        return self._responses_broken_chunked
+
+    @property
+    def responses_bad_gzip(self) -> int:
+        """Answers whose body is not the gzip they announce (``bad_gzip_rate``)."""
+        return self._responses_bad_gzip
 
     @property
     def connections_reset(self) -> int:
@@ -1107,6 +1161,12 @@ class WmsEmulator:
             if status == 200 and self._truncated_rate > 0 and self._rng.random() < self._truncated_rate:
                 self._responses_truncated += 1
                 body = body[: len(body) // 2]
+            elif status == 200 and self._broken_chunked_rate > 0 and self._rng.random() < self._broken_chunked_rate:
+                self._responses_broken_chunked += 1
+                out_headers[_FAULT_HEADER] = "chunked"
+            elif status == 200 and self._bad_gzip_rate > 0 and self._rng.random() < self._bad_gzip_rate:
+                self._responses_bad_gzip += 1
+                out_headers[_FAULT_HEADER] = "gzip"
             return status, out_headers, body
 
     def _redact(self, text: str) -> str:
