@@ -226,7 +226,8 @@ def test_non_object_items_and_line_items_are_rejects_not_crashes(recon_env, emul
     inject[wms.RETURNS_WITH_ITEMS] = [17, "a string", None,
                                       _bad_return("BAD-LIST", lineItems="oops"),
                                       _bad_return("BAD-ITEM", lineItems=[5]),
-                                      _bad_return("BAD-STATE")]
+                                      _bad_return("BAD-STATE"),
+                                      _bad_return("BAD-TIME", updatedAt="31/03/2026 10:00")]
     result = materialize(recon_env, [wms.wms_returns], WORLD_END)
     rejects = rejects_of(recon_env, "wms_returns")
     not_objects = {k: v for k, v in rejects.items() if v["reason"].startswith("record is not a JSON object")}
@@ -238,9 +239,13 @@ def test_non_object_items_and_line_items_are_rejects_not_crashes(recon_env, emul
     assert rejects["BAD-ITEM"]["reason"] == "lineItems[0] is not a JSON object (a JSON number)"
     assert rejects["BAD-STATE"]["reason"] == ("lineItems[0].state is not one of 'WaitingToBeProcessed', "
                                               "'Missing', 'Damaged' or 'Undamaged': 'Bent'")
-    for ref in ("BAD-LIST", "BAD-ITEM", "BAD-STATE"):  # grain columns filled
+    # an unparsable updatedAt used to crash the whole poll before validation: now one reject
+    assert rejects["BAD-TIME"]["reason"] == "updatedAt is not an ISO-8601 timestamp: '31/03/2026 10:00'; " \
+                                            "lineItems[0].state is not one of 'WaitingToBeProcessed', 'Missing', " \
+                                            "'Damaged' or 'Undamaged': 'Bent'"
+    for ref in ("BAD-LIST", "BAD-ITEM", "BAD-STATE", "BAD-TIME"):  # grain columns filled
         assert (rejects[ref]["order_reference"], rejects[ref]["return_reference"]) == (f"ord-{ref}", ref)
-    assert metadata(result, ["raw", "wms_returns"])["rejects"] == 6
+    assert metadata(result, ["raw", "wms_returns"])["rejects"] == 7
     assert query(recon_env, "SELECT count(*) FROM raw.wms_returns")[0][0] == len(emulator.snapshot().returns)
 
 
@@ -357,3 +362,15 @@ def test_a_reject_reason_is_the_models_every_problem_located():
     assert stocks["sku"].to_list() == ["S2"]
     assert stock_rejects["reason"].to_list() == ["availableStock is not an integer: 2.5; "
                                                  "reservedStock is not an integer: True"]
+
+
+def test_collapse_keeps_the_latest_version_compared_as_instants():
+    """"...18.81Z" is earlier than "...18.810942Z" (as text it sorts after it)."""
+    from assets.sources.wms import collapse_latest
+
+    older = {"returnReferenceNumber": "R1", "updatedAt": "2024-02-23T11:11:18.81Z", "state": "ReturnCreated"}
+    newer = {"returnReferenceNumber": "R1", "updatedAt": "2024-02-23T11:11:18.810942Z", "state": "Completed"}
+    shifted = {"returnReferenceNumber": "R2", "updatedAt": "2024-02-23T12:00:00+02:00", "state": "Completed"}
+    later_utc = {"returnReferenceNumber": "R2", "updatedAt": "2024-02-23T10:30:00Z", "state": "ReturnCreated"}
+    assert collapse_latest([newer, older]) == [newer] and collapse_latest([older, newer]) == [newer]
+    assert collapse_latest([later_utc, shifted]) == [later_utc]  # 12:00+02:00 is 10:00Z
