@@ -156,12 +156,12 @@ class RuleWorld:
                credit_note_date: datetime | None = None, refund_type: str = "Return",
                version_key: str | None = None, rma_reference: str | None = None,
                source_file: str = "refunds.jsonl", source_line: int | None = None) -> None:
-        """raw.refund_lines: one version of a credit note's line; amount is the money refunded
-        (cost_gross of REFUNDED payments)."""
+        """raw.refund_lines (stored once, not per date): one version of a credit note's line;
+        amount is the money refunded (cost_gross of REFUNDED payments)."""
         credit_note_date = credit_note_date or self.T - 2 * DAY
         version_date = version_date or credit_note_date
         n = next(self._ids)
-        self._insert("raw.refund_lines", business_date=self.d, credit_note_number=credit_note,
+        self._insert("raw.refund_lines", credit_note_number=credit_note,
                      version_key=version_key or f"{credit_note}-v{n}", version_date=version_date,
                      order_line_reference=str(order_line_reference), order_line="1",
                      order_reference=str(order_id), store_id="1", sales_channel_id="1",

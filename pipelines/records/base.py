@@ -11,6 +11,7 @@
 """
 from __future__ import annotations
 
+import functools
 import json
 import typing
 from datetime import date, datetime
@@ -78,8 +79,10 @@ def _shown(value: Any) -> str:
 
 # --------------------------------------------------------------------------- payloads
 
+@functools.lru_cache(maxsize=None)
 def allow_list(model: type[pydantic.BaseModel]) -> dict[str, Any]:
-    """Source field name -> None (a value) or the allow-list of the nested model it holds."""
+    """Source field name -> None (a value) or the allow-list of the nested model it holds (made
+    once per model: a payload is computed for every delivery of the refund ledger; never mutate it)."""
     out: dict[str, Any] = {}
     for name, info in model.model_fields.items():
         nested = _nested_model(info.annotation)

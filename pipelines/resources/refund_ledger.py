@@ -58,7 +58,7 @@ import polars as pl
 from pipelines.errors import SourceUnavailable
 from pipelines.records.base import PAYLOAD_MAX_CHARS, payload, validate
 from pipelines.records.refund_ledger import Message, RefundMessage, references
-from pipelines.resources.refund_versions import Versions, content
+from pipelines.resources.refund_versions import FileVersions, Versions, content
 
 SOURCE = "refund_ledger"
 REFUND_METHOD = "magento.postsales.refund_management.updated"
@@ -128,6 +128,46 @@ def redact(line: str) -> str:
     return _HIDDEN_RE.sub(r'\1"[redacted]"', line)[:PAYLOAD_MAX_CHARS]
 
 
+@dataclass
+class FileRead:
+    """What one file yields (``RefundLedgerResource.read_file``)."""
+
+    path: str                        # relative to the archive
+    stats: LedgerStats               # lines, messages, refund_messages, ignored_other_methods, rejects
+    deliveries: pl.DataFrame         # refund_versions.DELIVERIES_SCHEMA
+    versions: pl.DataFrame           # refund_versions.VERSIONS_SCHEMA
+    rejects: pl.DataFrame            # path, line + REJECTS_SCHEMA
+
+
+class _Rejects:
+    """The rejected lines of a read, in reading order."""
+
+    def __init__(self, stats: LedgerStats) -> None:
+        self._stats = stats
+        self._rows: dict[str, list[Any]] = {"path": [], "line": [], **{c: [] for c in REJECTS_SCHEMA}}
+
+    def add(self, name: str, number: int, reason: str, shown: str | None, credit_note: str | None = None,
+            order_reference: str | None = None) -> None:
+        self._stats.rejects += 1
+        rows = self._rows
+        rows["path"].append(name)
+        rows["line"].append(number)
+        rows["source"].append(SOURCE)
+        rows["record_key"].append(f"{name}:{number}:{credit_note}" if credit_note else f"{name}:{number}")
+        rows["reason"].append(reason)
+        rows["payload"].append(shown)
+        rows["order_reference"].append(order_reference)
+        for column in ("order_line_reference", "rma_reference", "return_reference"):
+            rows[column].append(None)
+        rows["credit_note_number"].append(credit_note)
+
+    def frame(self, with_place: bool = False) -> pl.DataFrame:
+        """REJECTS_SCHEMA; with ``path`` and ``line`` first when ``with_place``."""
+        schema = {"path": pl.Utf8, "line": pl.Int32, **REJECTS_SCHEMA}
+        frame = pl.DataFrame(self._rows, schema=schema)
+        return frame if with_place else frame.drop("path", "line")
+
+
 # --------------------------------------------------------------------------- the reader
 
 class _GzipBroken(Exception):
@@ -188,53 +228,59 @@ class RefundLedgerResource(dg.ConfigurableResource):
                 f"refund ledger file not readable: {path}: {exc.strerror or exc}") from None
 
     def read_ledger(self) -> LedgerRead:
+        """The whole archive at once (the conflict rule applied in path and line order): what the
+        incremental store (``refund_store``) must equal, and the reader of the parser tests."""
         stats = LedgerStats()
-        rejects: dict[str, list[str | None]] = {c: [] for c in REJECTS_SCHEMA}
+        rejects = _Rejects(stats)
         versions = Versions()
-
-        def reject(key: str, reason: str, shown: str | None, credit_note: str | None = None,
-                   order_reference: str | None = None) -> None:
-            stats.rejects += 1
-            rejects["source"].append(SOURCE)
-            rejects["record_key"].append(f"{key}:{credit_note}" if credit_note else key)
-            rejects["reason"].append(reason)
-            rejects["payload"].append(shown)
-            rejects["order_reference"].append(order_reference)
-            rejects["order_line_reference"].append(None)
-            rejects["rma_reference"].append(None)
-            rejects["return_reference"].append(None)
-            rejects["credit_note_number"].append(credit_note)
-
         files, skipped = self.scan()
         stats.files_skipped = len(skipped)
         stats.skipped = skipped[:SKIPPED_LISTED]
         for name, path in files:
             stats.files += 1
-            for number, message in self._messages(path, name, stats, reject):
-                if type(message) is not dict or type(message.get("method")) is not str:
-                    _, why = validate(Message, message)
-                    reject(f"{name}:{number}", f"not a JSON-RPC message: {why or 'no method'}",
-                           payload(Message, message))
-                    continue
-                stats.messages += 1
-                if message["method"] != REFUND_METHOD:
-                    stats.ignored_other_methods += 1
-                    continue
-                stats.refund_messages += 1
-                record, why = validate(RefundMessage, message)
-                if record is None:
-                    reject(f"{name}:{number}", why, payload(RefundMessage, message), *references(message))
-                    continue
+            for number, message, record in self._refunds(path, name, stats, rejects.add):
                 credit_note, header, lines = content(record.params.refund)
                 conflict = versions.add(credit_note, header, lines, record.id, name, number)
                 if conflict is not None:
-                    reject(f"{name}:{number}", conflict, payload(RefundMessage, message), credit_note, header[0])
+                    rejects.add(name, number, conflict, payload(RefundMessage, message), credit_note, header[0])
 
         stats.credit_notes = versions.credit_notes
         stats.duplicates_collapsed = versions.duplicates
         frame, stats.versions = versions.frame()
-        return LedgerRead(refund_lines=frame, rejects=pl.DataFrame(rejects, schema=REJECTS_SCHEMA),
-                          stats=stats)
+        return LedgerRead(refund_lines=frame, rejects=rejects.frame(), stats=stats)
+
+    def read_file(self, name: str, path: Path) -> FileRead:
+        """One file of the archive (``name``: its relative path): its valid refund deliveries,
+        the distinct versions they carry and its rejected lines (conflicting redeliveries are
+        not decided here: they span files)."""
+        stats = LedgerStats(files=1)
+        rejects = _Rejects(stats)
+        versions = FileVersions(name)
+        for number, message, record in self._refunds(path, name, stats, rejects.add):
+            credit_note, header, lines = content(record.params.refund)
+            versions.add(credit_note, header, lines, record.id, number, payload(RefundMessage, message))
+        deliveries, found = versions.frames()
+        return FileRead(name, stats, deliveries, found, rejects.frame(with_place=True))
+
+    def _refunds(self, path: Path, name: str, stats: LedgerStats,
+                 reject: Any) -> Iterator[tuple[int, Any, RefundMessage]]:
+        """(line number, message, its validated record) of every valid refund message of a file;
+        other lines are counted, ignored (other methods) or rejected."""
+        for number, message in self._messages(path, name, stats, reject):
+            if type(message) is not dict or type(message.get("method")) is not str:
+                _, why = validate(Message, message)
+                reject(name, number, f"not a JSON-RPC message: {why or 'no method'}", payload(Message, message))
+                continue
+            stats.messages += 1
+            if message["method"] != REFUND_METHOD:
+                stats.ignored_other_methods += 1
+                continue
+            stats.refund_messages += 1
+            record, why = validate(RefundMessage, message)
+            if record is None:
+                reject(name, number, why, payload(RefundMessage, message), *references(message))
+                continue
+            yield number, message, record
 
     def _messages(self, path: Path, name: str, stats: LedgerStats, reject: Any) -> Iterator[tuple[int, Any]]:
         """(line number, the JSON value of the line) of every non-blank line of a file that is
@@ -247,14 +293,14 @@ class RefundLedgerResource(dg.ConfigurableResource):
                 return
             except _GzipBroken as exc:
                 after, why = exc.args
-                reject(f"{name}:{after + 1}", f"gzip file is corrupt or truncated after line {after} ({why}); "
+                reject(name, after + 1, f"gzip file is corrupt or truncated after line {after} ({why}); "
                                               f"the rest of the file is not loaded", None)
                 return
             stats.lines += 1
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError:
-                reject(f"{name}:{number}", "line is not valid UTF-8", redact(raw.decode("utf-8", "replace")))
+                reject(name, number, "line is not valid UTF-8", redact(raw.decode("utf-8", "replace")))
                 continue
             if number == 1:
                 text = text.lstrip("\ufeff")
@@ -264,6 +310,6 @@ class RefundLedgerResource(dg.ConfigurableResource):
             try:
                 message = _JSON.decode(text)
             except ValueError:  # JSONDecodeError, or a number too large
-                reject(f"{name}:{number}", f"invalid JSON: {_json_error(text)}", redact(text))
+                reject(name, number, f"invalid JSON: {_json_error(text)}", redact(text))
                 continue
             yield number, message

@@ -59,6 +59,16 @@ REFUND_LINES_SCHEMA: dict[str, pl.DataType] = {
     "source_line": pl.Int32,
     "delivery_count": pl.Int32,
 }
+# raw.refund_versions: the content of a version, without its deliveries
+VERSIONS_SCHEMA: dict[str, pl.DataType] = {
+    name: dtype for name, dtype in REFUND_LINES_SCHEMA.items()
+    if name not in ("message_id", "source_file", "source_line", "delivery_count")}
+# raw.refund_ledger_deliveries: one row per valid refund message of a file
+DELIVERIES_SCHEMA: dict[str, pl.DataType] = {
+    "path": pl.Utf8, "line": pl.Int32, "credit_note_number": pl.Utf8, "version_key": pl.Utf8,
+    "version_date": pl.Datetime("us"), "status_dated": pl.Boolean, "message_id": pl.Utf8,
+    "order_reference": pl.Utf8, "payload": pl.Utf8,
+}
 # the header of a version, in this order (the version_key's canonical order too)
 HEADER = ("order_reference", "store_id", "sales_channel_id", "credit_note_date", "rma_reference",
           "refund_type", "refund_reason", "status_code", "status_date", "currency")
@@ -181,34 +191,83 @@ class Versions:
         return None
 
     def frame(self) -> tuple[pl.DataFrame, int]:
-        """(The frame, the number of versions.) Built one column at a time, each made into its
-        series before the next is read, so only one column of Python values is alive at a time (a
-        ledger can hold millions of refund lines)."""
+        """(The frame, the number of versions.)"""
         versions = [(credit_note, version, version_key(credit_note, version.header, version.lines),
                      version_date(version.header))
                     for credit_note, found in self._kept.items()
                     for version in (found if isinstance(found, list) else (found,))]
-        # one entry per row (references, not copies): its version, its header, its order item, its sums
-        of_row = [entry for entry in versions for _ in entry[1].lines]
-        headers = [entry[1].header for entry in of_row]
-        items = [item for _, version, _, _ in versions for item in version.lines]
-        sums = [line for _, version, _, _ in versions for line in version.lines.values()]
-        per_version = {"credit_note_number": 0, "version_key": 2, "version_date": 3}
-        of_version = {"message_id": "message_id", "source_file": "file", "source_line": "line_no",
-                      "delivery_count": "deliveries"}
+        return frame_of(versions, REFUND_LINES_SCHEMA), len(versions)
 
-        def column(name: str) -> Iterable[Any]:
-            if name in per_version:
-                return map(itemgetter(per_version[name]), of_row)
-            if name in of_version:
-                return map(attrgetter(of_version[name]), map(itemgetter(1), of_row))
-            if name in _HEADER_AT:
-                return map(itemgetter(_HEADER_AT[name]), headers)
-            if name == "order_line_reference":
-                return items
-            return map(itemgetter(_LINE_AT[name]), sums)
 
-        series = [_amounts(name, list(column(name))) if dtype == AMOUNT
-                  else pl.Series(name, list(column(name)), dtype=dtype)
-                  for name, dtype in REFUND_LINES_SCHEMA.items()]
-        return pl.DataFrame(series), len(versions)
+def frame_of(versions: Sequence[tuple[str, Version, str, datetime]],
+             schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """One row per (version, order item) of ``versions`` ((credit note, version, version_key,
+    version_date) each), with the columns of ``schema`` (``REFUND_LINES_SCHEMA`` or
+    ``VERSIONS_SCHEMA``). Built one column at a time, each made into its series before the next is
+    read, so only one column of Python values is alive at a time (a ledger can hold millions of
+    refund lines)."""
+    # one entry per row (references, not copies): its version, its header, its order item, its sums
+    of_row = [entry for entry in versions for _ in entry[1].lines]
+    headers = [entry[1].header for entry in of_row]
+    items = [item for _, version, _, _ in versions for item in version.lines]
+    sums = [line for _, version, _, _ in versions for line in version.lines.values()]
+    per_version = {"credit_note_number": 0, "version_key": 2, "version_date": 3}
+    of_version = {"message_id": "message_id", "source_file": "file", "source_line": "line_no",
+                  "delivery_count": "deliveries"}
+
+    def column(name: str) -> Iterable[Any]:
+        if name in per_version:
+            return map(itemgetter(per_version[name]), of_row)
+        if name in of_version:
+            return map(attrgetter(of_version[name]), map(itemgetter(1), of_row))
+        if name in _HEADER_AT:
+            return map(itemgetter(_HEADER_AT[name]), headers)
+        if name == "order_line_reference":
+            return items
+        return map(itemgetter(_LINE_AT[name]), sums)
+
+    series = [_amounts(name, list(column(name))) if dtype == AMOUNT
+              else pl.Series(name, list(column(name)), dtype=dtype)
+              for name, dtype in schema.items()]
+    return pl.DataFrame(series)
+
+
+class FileVersions:
+    """The valid refund deliveries of ONE file and the distinct versions they carry, for the
+    incremental ledger (``pipelines.resources.refund_store``). No conflict rule here: whether a
+    delivery is a conflicting redelivery depends on the deliveries of every file (the first one
+    of a credit note and version date, in relative path and line order, wins), so the store
+    decides it across files."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self._kept: dict[str, list[tuple[Version, str]]] = {}   # credit note -> (version, key)
+        self.deliveries: dict[str, list[Any]] = {name: [] for name in DELIVERIES_SCHEMA}
+
+    def add(self, credit_note: str, header: Header, lines: Lines, message_id: str | None, line_no: int,
+            shown: str) -> None:
+        """Keep one delivery (``shown``: its reject payload, should it turn out a conflict)."""
+        versions = self._kept.setdefault(credit_note, [])
+        found = next(((v, key) for v, key in versions if v.header == header and v.lines == lines), None)
+        if found is None:
+            found = (Version(header, lines, message_id, self.file, line_no), version_key(credit_note, header, lines))
+            versions.append(found)
+        else:
+            found[0].deliveries += 1
+        d = self.deliveries
+        d["path"].append(self.file)
+        d["line"].append(line_no)
+        d["credit_note_number"].append(credit_note)
+        d["version_key"].append(found[1])
+        d["version_date"].append(version_date(header))
+        d["status_dated"].append(header[_STATUS_DATE] is not None)
+        d["message_id"].append(message_id)
+        d["order_reference"].append(header[0])
+        d["payload"].append(shown)
+
+    def frames(self) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """(deliveries, ``DELIVERIES_SCHEMA``; distinct versions, ``VERSIONS_SCHEMA``)."""
+        versions = [(credit_note, version, key, version_date(version.header))
+                    for credit_note, found in self._kept.items() for version, key in found]
+        return (pl.DataFrame(self.deliveries, schema=DELIVERIES_SCHEMA),
+                frame_of(versions, VERSIONS_SCHEMA))

@@ -1,6 +1,6 @@
 -- core.refund_lines: every credit note in its state at T, per order line it names. A credit
--- note's state at T is its latest version (raw.refund_lines keeps each one) dated <= T, whatever
--- the order of files and lines: a note released only after T is not money out at T, and a stale
+-- note's state at T is its latest version (raw.refund_lines keeps each one, once: the archive as
+-- read by the latest run, the same for every date) dated <= T, whatever the order of files and lines: a note released only after T is not money out at T, and a stale
 -- PENDING redelivered after RELEASED changes nothing. Money out = the version is RELEASED and a
 -- payment REFUNDED; a missing currency is the order's. Each line is tied to the order line of
 -- the rules (order + SKU) through its oc_order_product row, which must belong to that order (an
@@ -8,7 +8,7 @@
 INSERT INTO core.refund_lines
 WITH versions AS (
     SELECT * FROM raw.refund_lines
-    WHERE business_date = $business_date AND credit_note_date <= $as_of
+    WHERE credit_note_date <= $as_of
       AND coalesce(version_date, credit_note_date) <= $as_of
 ),
 in_force AS (

@@ -3,13 +3,13 @@
 -- rerun of such a date gives the same tables as before. One statement per table; the caller
 -- counts the rows each removes and runs them in one transaction.
 
--- Tables holding a full copy per business date, read only at their own date.
+-- Tables holding a full copy per business date, read only at their own date. (The refund ledger's
+-- raw tables hold the archive once, as every date reads it: nothing of them goes.)
 DELETE FROM raw.oc_orders WHERE business_date < $cutoff;
 DELETE FROM raw.oc_order_lines WHERE business_date < $cutoff;
 DELETE FROM raw.oc_products WHERE business_date < $cutoff;
 DELETE FROM raw.oc_returns WHERE business_date < $cutoff;
 DELETE FROM raw.oc_return_history WHERE business_date < $cutoff;
-DELETE FROM raw.refund_lines WHERE business_date < $cutoff;
 DELETE FROM raw.wms_stocks WHERE business_date < $cutoff;
 DELETE FROM raw.wms_tracking_probe_log WHERE business_date < $cutoff;
 DELETE FROM recon.rejects WHERE business_date < $cutoff;
