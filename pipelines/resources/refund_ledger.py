@@ -1,10 +1,12 @@
 """Reader of the OMS refund message archive (sources.md section 3): a directory of ``*.jsonl``.
 
-``RefundLedgerResource.read_ledger()`` streams every ``*.jsonl`` and ``*.jsonl.gz`` file of the
-directory and of its subfolders, in relative-path order, line by line, and returns one row per
-(credit note VERSION, order line) with exactly the columns of ``raw.refund_lines``
-(``sql/schema/create_raw_refund_ledger_tables.sql``) minus ``business_date``. Files with other
-extensions are skipped and listed in the stats.
+``RefundLedgerResource.scan()`` lists the ``*.jsonl`` and ``*.jsonl.gz`` files of the directory
+and of its subfolders, in relative-path order (files with other extensions are skipped and
+listed). ``read_file(name, path)`` parses one of them, line by line: its valid refund deliveries,
+the distinct versions they carry and its rejected lines (what the incremental store,
+``refund_store``, keeps per file). ``read_ledger()`` reads the whole archive at once and returns
+one row per (credit note VERSION, order line) with exactly the columns of ``raw.refund_lines``
+(``sql/schema/create_raw_refund_ledger_tables.sql``): what the incremental store must equal.
 
 - Only ``magento.postsales.refund_management.updated`` messages are refunds; other methods
   are counted and ignored.
@@ -20,7 +22,9 @@ extensions are skipped and listed in the stats.
   (``delivery_count`` says how many times it came; file, line and message id are those of the
   first delivery). A message with different content but the same ``version_date`` as a version
   already seen (including both without ``status.date`` and with the same ``credit_note_date``)
-  is rejected as a "conflicting redelivery"; the first one is kept.
+  is rejected as a "conflicting redelivery"; the first one (relative path, then line order) is
+  kept. Both rules span files: ``read_ledger`` applies them in reading order,
+  ``sql/sources/resolve_refund_ledger.sql`` across the stored files of the incremental store.
 - A line that is not UTF-8 or not valid JSON, a JSON value that is not a JSON-RPC message (an
   object with a ``method`` string), and a refund message the models reject go to the rejects
   frame with ``<file>:<line>`` (``:<credit note>`` appended when known), the reason (every

@@ -14,8 +14,10 @@
   version as it is kept; its low-cardinality strings (status codes, types, reasons) are one
   object per distinct value (less memory for millions of versions).
 - ``Versions.frame()``: one row per (version, order item) with exactly the columns of
-  ``raw.refund_lines`` minus ``business_date`` (``REFUND_LINES_SCHEMA``); amounts as exact
-  ``DECIMAL(38,10)``.
+  ``raw.refund_lines`` (``REFUND_LINES_SCHEMA``); amounts as exact ``DECIMAL(38,10)``.
+- ``FileVersions``: the deliveries of ONE file (``DELIVERIES_SCHEMA``: where, which version, its
+  reject payload) and the distinct versions they carry (``VERSIONS_SCHEMA``: the content
+  columns), for the incremental store; the conflict rule is not applied there (it spans files).
 """
 from __future__ import annotations
 
