@@ -119,7 +119,7 @@ def test_appending_to_a_file_rereads_only_that_file(world):
     assert (meta["files_read"], meta["files_new"], meta["files_unchanged"]) == (1, 0, 1)
     assert meta["lines_read"] == len(FILE2_LINES) + 2
     assert meta["versions_added"] == 1 and meta["versions_removed"] == 0
-    read_on = dict(query(world, "SELECT path, read_on FROM raw.refund_ledger_files"))
+    read_on = dict(query(world, "SELECT path, read_on FROM state.refund_ledger_files"))
     assert read_on == {FILE1: D2, FILE2: D2}
     (cn1,) = query(world, "SELECT delivery_count, source_file, source_line FROM raw.refund_lines "
                           "WHERE credit_note_number = 'CN-1'")
@@ -149,8 +149,8 @@ def test_deleting_a_file_removes_its_versions_and_rejects(world):
     assert query(world, "SELECT delivery_count, source_file, source_line FROM raw.refund_lines "
                         "WHERE credit_note_number = 'CN-1'") == [(1, FILE2, 1)]
     assert not [r for r in day_rejects(world) if r[1].startswith(FILE1)]
-    assert query(world, "SELECT count(*) FROM raw.refund_versions WHERE credit_note_number = 'CN-2'") == [(0,)]
-    assert query(world, "SELECT path FROM raw.refund_ledger_files") == [(FILE2,)]
+    assert query(world, "SELECT count(*) FROM state.refund_versions WHERE credit_note_number = 'CN-2'") == [(0,)]
+    assert query(world, "SELECT path FROM state.refund_ledger_files") == [(FILE2,)]
     assert_as_full_read(world)
 
 
@@ -167,7 +167,7 @@ def test_touching_a_file_reparses_nothing(world, monkeypatch):
     monkeypatch.setattr(RefundLedgerResource, "read_file", no_parse)
     meta = run(world)
     assert (meta["files_read"], meta["files_touched"], meta["files_unchanged"]) == (0, 1, 1)
-    assert query(world, "SELECT mtime_ns FROM raw.refund_ledger_files WHERE path = $p",
+    assert query(world, "SELECT mtime_ns FROM state.refund_ledger_files WHERE path = $p",
                  {"p": FILE1}) == [(st.st_mtime_ns + 5_000_000_000,)]
     assert stored(world) == before
     again = run(world)  # the manifest took the new mtime: unchanged now, not even hashed
@@ -263,7 +263,7 @@ def test_dates_in_any_order_and_reruns_give_the_same_tables(tmp_path):
 def test_the_tables_hold_one_copy_whatever_the_number_of_dates(world):
     run(world, D1)
     counts = {t: query(world, f"SELECT count(*) FROM {t}")[0][0]
-              for t in ("raw.refund_lines", "raw.refund_versions", "raw.refund_ledger_deliveries",
-                        "raw.refund_ledger_files")}
+              for t in ("raw.refund_lines", "state.refund_versions", "state.refund_ledger_deliveries",
+                        "state.refund_ledger_files")}
     run(world, D2)
     assert {t: query(world, f"SELECT count(*) FROM {t}")[0][0] for t in counts} == counts

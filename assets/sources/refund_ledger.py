@@ -32,7 +32,7 @@ from pipelines.resources.warehouse import WarehouseResource
                 "is kept with its version_date (status date, else credit note date); an identical message "
                 "delivered several times is one version (delivery_count says how often it came); unreadable "
                 "messages are in recon.rejects, with their credit note and order when readable. Read "
-                "incrementally (only new or changed files; raw.refund_ledger_files is the manifest) and stored "
+                "incrementally (only new or changed files; state.refund_ledger_files is the manifest) and stored "
                 "once, not per business date: every date reads the archive as the latest run found it.",
     partitions_def=daily_partitions,
     group_name="sources",

@@ -1,6 +1,6 @@
 """Which files of the refund message archive a run must read: the archive against the manifest.
 
-The manifest (``raw.refund_ledger_files``) has, per file whose yield the warehouse holds, its
+The manifest (``state.refund_ledger_files``) has, per file whose yield the warehouse holds, its
 relative path, size, mtime (ns) and the sha256 of its bytes. ``plan(found, manifest)`` sorts the
 files of the archive (``RefundLedgerResource.scan``) into:
 

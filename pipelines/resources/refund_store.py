@@ -1,11 +1,11 @@
 """The refund ledger in the warehouse, kept once and updated by what changed in the archive.
 
 Tables (``sql/schema/create_raw_refund_ledger_tables.sql``): the manifest
-``raw.refund_ledger_files``; per file, its deliveries (``raw.refund_ledger_deliveries``) and its
-rejected lines (``raw.refund_ledger_file_rejects``); the content of every distinct version some
-file delivers (``raw.refund_versions``); and, resolved across files, the versions in force
+``state.refund_ledger_files``; per file, its deliveries (``state.refund_ledger_deliveries``) and its
+rejected lines (``state.refund_ledger_file_rejects``); the content of every distinct version some
+file delivers (``state.refund_versions``); and, resolved across files, the versions in force
 (``raw.refund_lines``, what ``sql/core/build_refund_lines.sql`` reads for every business date)
-and the conflicting redeliveries (``raw.refund_ledger_conflicts``).
+and the conflicting redeliveries (``state.refund_ledger_conflicts``).
 
 ``update(con, ...)``, in the caller's transaction: the yield of every file read is replaced,
 the yield of every removed file is dropped, touched files get their new size and mtime, new
@@ -31,9 +31,9 @@ from pipelines.resources.refund_ledger import REJECTS_SCHEMA, FileRead
 from pipelines.resources.refund_versions import VERSIONS_SCHEMA
 from pipelines.resources.warehouse import run_sql_file
 
-MANIFEST = "raw.refund_ledger_files"
-PER_FILE = ("raw.refund_ledger_deliveries", "raw.refund_ledger_file_rejects")
-DERIVED = ("raw.refund_versions", "raw.refund_lines", "raw.refund_ledger_conflicts")
+MANIFEST = "state.refund_ledger_files"
+PER_FILE = ("state.refund_ledger_deliveries", "state.refund_ledger_file_rejects")
+DERIVED = ("state.refund_versions", "raw.refund_lines", "state.refund_ledger_conflicts")
 _REJECT_COLUMNS = ", ".join(REJECTS_SCHEMA)
 
 
@@ -79,14 +79,14 @@ def update(con: duckdb.DuckDBPyConnection, business_date: date, read_at: datetim
     try:
         if gone:
             _insert(con, "_ledger_paths", pl.DataFrame({"path": gone}, schema={"path": pl.Utf8}))
-            con.execute("INSERT INTO _ledger_notes SELECT DISTINCT credit_note_number FROM raw.refund_ledger_deliveries "
+            con.execute("INSERT INTO _ledger_notes SELECT DISTINCT credit_note_number FROM state.refund_ledger_deliveries "
                         "WHERE path IN (SELECT path FROM _ledger_paths)")
             for table in (*PER_FILE, MANIFEST):
                 con.execute(f"DELETE FROM {table} WHERE path IN (SELECT path FROM _ledger_paths)")
         if reads:
             deliveries = pl.concat([r.deliveries for _, r in reads])
-            _insert(con, "raw.refund_ledger_deliveries", deliveries)
-            _insert(con, "raw.refund_ledger_file_rejects", pl.concat([r.rejects for _, r in reads]))
+            _insert(con, "state.refund_ledger_deliveries", deliveries)
+            _insert(con, "state.refund_ledger_file_rejects", pl.concat([r.rejects for _, r in reads]))
             _insert(con, MANIFEST, pl.DataFrame([
                 {"path": s.path, "size": s.size, "mtime_ns": s.mtime_ns, "sha256": s.sha256,
                  "lines": r.stats.lines, "messages": r.stats.messages, "refund_messages": r.stats.refund_messages,
@@ -98,8 +98,8 @@ def update(con: duckdb.DuckDBPyConnection, business_date: date, read_at: datetim
             before = _distinct_versions(con)
             con.register("_ledger_versions", versions.select(list(VERSIONS_SCHEMA)).to_arrow())
             try:
-                con.execute("INSERT INTO raw.refund_versions SELECT * FROM _ledger_versions n "
-                            "WHERE n.version_key NOT IN (SELECT version_key FROM raw.refund_versions)")
+                con.execute("INSERT INTO state.refund_versions SELECT * FROM _ledger_versions n "
+                            "WHERE n.version_key NOT IN (SELECT version_key FROM state.refund_versions)")
             finally:
                 con.unregister("_ledger_versions")
             out.versions_added = _distinct_versions(con) - before
@@ -119,15 +119,15 @@ def update(con: duckdb.DuckDBPyConnection, business_date: date, read_at: datetim
 
 
 def _distinct_versions(con: duckdb.DuckDBPyConnection) -> int:
-    return con.execute("SELECT count(DISTINCT version_key) FROM raw.refund_versions").fetchone()[0]
+    return con.execute("SELECT count(DISTINCT version_key) FROM state.refund_versions").fetchone()[0]
 
 
 def current_rejects(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     """Every reject of the archive as stored: file rejects and conflicting redeliveries, in
     relative path and line order (``REJECTS_SCHEMA``)."""
     frame = con.execute(
-        f"SELECT {_REJECT_COLUMNS} FROM (SELECT path, line, {_REJECT_COLUMNS} FROM raw.refund_ledger_file_rejects "
-        f"UNION ALL SELECT path, line, {_REJECT_COLUMNS} FROM raw.refund_ledger_conflicts) ORDER BY path, line").pl()
+        f"SELECT {_REJECT_COLUMNS} FROM (SELECT path, line, {_REJECT_COLUMNS} FROM state.refund_ledger_file_rejects "
+        f"UNION ALL SELECT path, line, {_REJECT_COLUMNS} FROM state.refund_ledger_conflicts) ORDER BY path, line").pl()
     return frame.cast(REJECTS_SCHEMA) if frame.height else pl.DataFrame(schema=REJECTS_SCHEMA)
 
 

@@ -61,11 +61,11 @@ REFUND_LINES_SCHEMA: dict[str, pl.DataType] = {
     "source_line": pl.Int32,
     "delivery_count": pl.Int32,
 }
-# raw.refund_versions: the content of a version, without its deliveries
+# state.refund_versions: the content of a version, without its deliveries
 VERSIONS_SCHEMA: dict[str, pl.DataType] = {
     name: dtype for name, dtype in REFUND_LINES_SCHEMA.items()
     if name not in ("message_id", "source_file", "source_line", "delivery_count")}
-# raw.refund_ledger_deliveries: one row per valid refund message of a file
+# state.refund_ledger_deliveries: one row per valid refund message of a file
 DELIVERIES_SCHEMA: dict[str, pl.DataType] = {
     "path": pl.Utf8, "line": pl.Int32, "credit_note_number": pl.Utf8, "version_key": pl.Utf8,
     "version_date": pl.Datetime("us"), "status_dated": pl.Boolean, "message_id": pl.Utf8,

@@ -5,12 +5,15 @@
 -- Amounts are the exact decimals of the messages (three-decimal currencies, sub-cent VAT
 -- splits). Staff user names are not kept.
 CREATE SCHEMA IF NOT EXISTS raw;
+-- state: what the incremental reader keeps between runs (its manifest and the yield of each file);
+-- not assets of their own: raw.refund_lines is resolved from them.
+CREATE SCHEMA IF NOT EXISTS state;
 
 -- raw.refund_lines: one row per credit note version in force and order line. Every distinct
 -- version of a credit note is kept (the reconciliation picks the latest one dated <= T);
 -- identical redeliveries collapse into one version (delivery_count), in every file of the
 -- archive; of versions sharing a version_date only the first delivered one (relative path, then
--- line order) is here, the others are conflicting redeliveries (raw.refund_ledger_conflicts).
+-- line order) is here, the others are conflicting redeliveries (state.refund_ledger_conflicts).
 CREATE TABLE IF NOT EXISTS raw.refund_lines (
     credit_note_number VARCHAR NOT NULL,
     version_key VARCHAR NOT NULL,            -- hash of the version's parsed content
@@ -42,7 +45,7 @@ CREATE TABLE IF NOT EXISTS raw.refund_lines (
 ALTER TABLE raw.refund_lines DROP COLUMN IF EXISTS business_date;
 
 -- The manifest: one row per archive file whose yield is stored below.
-CREATE TABLE IF NOT EXISTS raw.refund_ledger_files (
+CREATE TABLE IF NOT EXISTS state.refund_ledger_files (
     path VARCHAR NOT NULL,                   -- relative to the archive, '/' separated
     size BIGINT NOT NULL,                    -- bytes on disk (compressed for .gz)
     mtime_ns BIGINT NOT NULL,
@@ -56,7 +59,7 @@ CREATE TABLE IF NOT EXISTS raw.refund_ledger_files (
 );
 
 -- Every valid refund message of every file: which version it carries, where it is.
-CREATE TABLE IF NOT EXISTS raw.refund_ledger_deliveries (
+CREATE TABLE IF NOT EXISTS state.refund_ledger_deliveries (
     path VARCHAR NOT NULL,
     line INTEGER NOT NULL,
     credit_note_number VARCHAR NOT NULL,
@@ -71,7 +74,7 @@ CREATE TABLE IF NOT EXISTS raw.refund_ledger_deliveries (
 -- The content of every distinct version some file delivers (the ones not in force too: a
 -- conflicting redelivery comes into force when the file of the first delivery goes), one row
 -- per version and order line: the columns of raw.refund_lines without the delivery ones.
-CREATE TABLE IF NOT EXISTS raw.refund_versions (
+CREATE TABLE IF NOT EXISTS state.refund_versions (
     credit_note_number VARCHAR NOT NULL,
     version_key VARCHAR NOT NULL,
     version_date TIMESTAMP,
@@ -96,7 +99,7 @@ CREATE TABLE IF NOT EXISTS raw.refund_versions (
 );
 
 -- Lines of a file that do not load (the columns of recon.rejects, with their place).
-CREATE TABLE IF NOT EXISTS raw.refund_ledger_file_rejects (
+CREATE TABLE IF NOT EXISTS state.refund_ledger_file_rejects (
     path VARCHAR NOT NULL,
     line INTEGER NOT NULL,
     source VARCHAR NOT NULL,
@@ -111,7 +114,7 @@ CREATE TABLE IF NOT EXISTS raw.refund_ledger_file_rejects (
 );
 
 -- Deliveries rejected as conflicting redeliveries, across files (same columns).
-CREATE TABLE IF NOT EXISTS raw.refund_ledger_conflicts (
+CREATE TABLE IF NOT EXISTS state.refund_ledger_conflicts (
     path VARCHAR NOT NULL,
     line INTEGER NOT NULL,
     source VARCHAR NOT NULL,

@@ -6,18 +6,18 @@
 --   delivery's file, line and message id); a delivery of another version with that date is a
 --   conflicting redelivery (a reject naming the first delivery), as the whole-archive reader
 --   RefundLedgerResource.read_ledger decides it;
--- - raw.refund_versions keeps only versions some delivery still carries.
+-- - state.refund_versions keeps only versions some delivery still carries.
 CREATE OR REPLACE TEMP TABLE _ledger_ranked AS
 SELECT d.path, d.line, d.credit_note_number, d.version_key, d.version_date, d.status_dated, d.message_id,
        d.order_reference, d.payload,
        first_value(d.version_key) OVER w AS kept_key,
        first_value(d.path) OVER w AS kept_path,
        first_value(d.line) OVER w AS kept_line
-FROM raw.refund_ledger_deliveries d
+FROM state.refund_ledger_deliveries d
 WHERE d.credit_note_number IN (SELECT credit_note_number FROM _ledger_notes)
 WINDOW w AS (PARTITION BY d.credit_note_number, d.version_date ORDER BY d.path, d.line);
 
-DELETE FROM raw.refund_versions
+DELETE FROM state.refund_versions
 WHERE credit_note_number IN (SELECT credit_note_number FROM _ledger_notes)
   AND version_key NOT IN (SELECT version_key FROM _ledger_ranked);
 
@@ -36,13 +36,13 @@ SELECT v.credit_note_number, v.version_key, v.version_date, v.order_line_referen
        v.refund_reason, v.status_code, v.status_date, v.currency, v.line_reason, v.refunded_gross,
        v.refunded_net, v.refunded_vat, v.total_gross, v.payment_count,
        k.message_id, k.source_file, k.source_line, k.delivery_count
-FROM raw.refund_versions v JOIN kept k USING (version_key)
+FROM state.refund_versions v JOIN kept k USING (version_key)
 ORDER BY k.source_file, k.source_line, v.order_line_reference;
 
-DELETE FROM raw.refund_ledger_conflicts WHERE credit_note_number IN (SELECT credit_note_number FROM _ledger_notes);
+DELETE FROM state.refund_ledger_conflicts WHERE credit_note_number IN (SELECT credit_note_number FROM _ledger_notes);
 
 -- the reason as the reader words it (Python's datetime.isoformat: seconds, microseconds when any)
-INSERT INTO raw.refund_ledger_conflicts
+INSERT INTO state.refund_ledger_conflicts
 SELECT path, line, 'refund_ledger', path || ':' || line || ':' || credit_note_number,
        'conflicting redelivery: credit note ' || credit_note_number || ' was first delivered at '
        || kept_path || ':' || kept_line || ' with the same '
