@@ -273,10 +273,12 @@ def _one_line(value: Any) -> str:
 
 def read_partition(warehouse: Any, table: str, business_date: date,
                    columns: Iterable[str] | None = None) -> pl.DataFrame:
-    """The rows of ``table`` for one business date, as polars."""
+    """The rows of ``table`` for one business date, as polars (a storefront table, kept as
+    versions: the rows in force at the date's fetch, ``raw.oc_<table>_at``)."""
     cols = ", ".join(columns) if columns else "*"
+    source, where = (f"{table}_at($d)", "") if table.startswith("raw.oc_") else (table, " WHERE business_date = $d")
     with warehouse.connection() as con:
-        return con.execute(f"SELECT {cols} FROM {table} WHERE business_date = $d", {"d": business_date}).pl()
+        return con.execute(f"SELECT {cols} FROM {source}{where}", {"d": business_date}).pl()
 
 
 def to_check_result(outcome: CheckOutcome, *, blocking: bool, **metadata: Any) -> Any:

@@ -1,20 +1,38 @@
 """Data-quality checks on the raw storefront (OpenCart) tables (sources.md section 2).
 
+The tables are versions (change capture), so each check reads what the business date's fetch
+stored, in DuckDB, never a whole table: the uniqueness checks the keys in force at the fetch
+(one column), the validity checks the versions that fetch wrote (rows new or changed that day;
+on a quiet day, none).
+
 Status and action names are compared with the configured maps (``rma_status_map`` /
 ``rma_action_map`` of the configuration file, whose keys are lower-case names) after trimming
 and lower-casing, as the canonical layer does. The pure ``check_<name>`` functions take the
 known names as arguments (default: the project's default configuration).
 """
+from datetime import date
 from typing import Iterable
 
 import dagster as dg
 import polars as pl
 
-from checks.gx_runner import CheckOutcome, expect, read_partition, run_expectations, to_check_result
+from checks.gx_runner import CheckOutcome, expect, run_expectations, to_check_result
 from pipelines.config import load_config
 from pipelines.partitions import WAREHOUSE_POOL, business_date_of, daily_partitions
 from pipelines.resources.config import ReconConfigResource
 from pipelines.resources.warehouse import WarehouseResource
+
+
+def read_fetch(warehouse: WarehouseResource, table: str, business_date: date,
+               columns: Iterable[str] | None = None, *, written: bool = False) -> pl.DataFrame:
+    """The rows of a raw storefront table in force at the business date's fetch, as polars;
+    ``written``: only the versions that fetch wrote."""
+    cols = ", ".join(f"v.{c}" for c in columns) if columns else "v.* EXCLUDE (valid_from, valid_to, row_hash)"
+    where = ("v.valid_from = f.fetched_at" if written else
+             "v.valid_from <= f.fetched_at AND (v.valid_to IS NULL OR v.valid_to > f.fetched_at)")
+    with warehouse.connection() as con:
+        return con.execute(f"SELECT {cols} FROM {table} v JOIN state.storefront_fetches f "
+                           f"ON f.business_date = $d WHERE {where}", {"d": business_date}).pl()
 
 
 def _names(names: Iterable[str] | None, which: str) -> list[str]:
@@ -62,13 +80,13 @@ def check_oc_returns_valid(frame: pl.DataFrame, status_names: Iterable[str] | No
 def oc_returns_unique_id(context: dg.AssetCheckExecutionContext,
                          warehouse: WarehouseResource) -> dg.AssetCheckResult:
     d = business_date_of(context)
-    outcome = check_oc_returns_unique_id(read_partition(warehouse, "raw.oc_returns", d))
+    outcome = check_oc_returns_unique_id(read_fetch(warehouse, "raw.oc_returns", d, ["return_id"]))
     return to_check_result(outcome, blocking=True, business_date=d.isoformat())
 
 
 @dg.asset_check(
     asset=["raw", "oc_returns"], blocking=False, partitions_def=daily_partitions, pool=WAREHOUSE_POOL,
-    description="WARN (not blocking): quantity >= 1, and the status and action names are known to the "
+    description="WARN (not blocking), on the rows new or changed at the date's fetch: quantity >= 1, and the status and action names are known to the "
                 "configured maps (case-insensitive). An RMA with an unknown status or action is loaded, "
                 "not dropped: it still matches its warehouse return and counts as requested, and only the "
                 "rules that need its canonical status (RMA_NOT_RECEIVED, STATUS_MISMATCH) or action "
@@ -78,7 +96,7 @@ def oc_returns_valid(context: dg.AssetCheckExecutionContext, warehouse: Warehous
                      recon_config: ReconConfigResource) -> dg.AssetCheckResult:
     d = business_date_of(context)
     cfg = recon_config.load()
-    outcome = check_oc_returns_valid(read_partition(warehouse, "raw.oc_returns", d),
+    outcome = check_oc_returns_valid(read_fetch(warehouse, "raw.oc_returns", d, written=True),
                                      cfg.rma_status_map, cfg.rma_action_map)
     return to_check_result(outcome, blocking=False, business_date=d.isoformat())
 
@@ -100,7 +118,7 @@ def check_oc_return_history_known_status(frame: pl.DataFrame,
 
 @dg.asset_check(
     asset=["raw", "oc_return_history"], blocking=False, partitions_def=daily_partitions, pool=WAREHOUSE_POOL,
-    description="WARN (not blocking): every status change of the RMA history names a status known to "
+    description="WARN (not blocking), on the rows new or changed at the date's fetch: every status change of the RMA history names a status known to "
                 "rma_status_map (case-insensitive). An unknown one is loaded, not dropped (dropping it "
                 "would silently move the RMA's status back to the previous change): the RMA's status "
                 "from that change on is unknown and the status rules skip it.",
@@ -108,7 +126,8 @@ def check_oc_return_history_known_status(frame: pl.DataFrame,
 def oc_return_history_known_status(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource,
                                    recon_config: ReconConfigResource) -> dg.AssetCheckResult:
     d = business_date_of(context)
-    outcome = check_oc_return_history_known_status(read_partition(warehouse, "raw.oc_return_history", d),
+    outcome = check_oc_return_history_known_status(
+        read_fetch(warehouse, "raw.oc_return_history", d, written=True),
                                                    recon_config.load().rma_status_map)
     return to_check_result(outcome, blocking=False, business_date=d.isoformat())
 
@@ -141,19 +160,19 @@ def check_oc_order_lines_valid(frame: pl.DataFrame) -> CheckOutcome:
 def oc_order_lines_unique_id(context: dg.AssetCheckExecutionContext,
                              warehouse: WarehouseResource) -> dg.AssetCheckResult:
     d = business_date_of(context)
-    outcome = check_oc_order_lines_unique_id(read_partition(warehouse, "raw.oc_order_lines", d))
+    outcome = check_oc_order_lines_unique_id(read_fetch(warehouse, "raw.oc_order_lines", d, ["order_product_id"]))
     return to_check_result(outcome, blocking=True, business_date=d.isoformat())
 
 
 @dg.asset_check(
     asset=["raw", "oc_order_lines"], blocking=False, partitions_def=daily_partitions, pool=WAREHOUSE_POOL,
-    description="WARN (not blocking): unit price and tax are set and >= 0, quantity is set and >= 1. "
+    description="WARN (not blocking), on the rows new or changed at the date's fetch: unit price and tax are set and >= 0, quantity is set and >= 1. "
                 "core.order_lines has its own blocking check on the resulting unit gross.",
 )
 def oc_order_lines_valid(context: dg.AssetCheckExecutionContext,
                          warehouse: WarehouseResource) -> dg.AssetCheckResult:
     d = business_date_of(context)
-    outcome = check_oc_order_lines_valid(read_partition(warehouse, "raw.oc_order_lines", d))
+    outcome = check_oc_order_lines_valid(read_fetch(warehouse, "raw.oc_order_lines", d, written=True))
     return to_check_result(outcome, blocking=False, business_date=d.isoformat())
 
 

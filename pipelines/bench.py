@@ -6,11 +6,15 @@ Generates (or reuses) a world of N returns, serves it with the WMS emulator in a
 process (so its memory is not counted), then runs through Dagster, in this process:
   1. business date D-1 on an empty warehouse (the full first load),
   2. business date D (a quiet next day: only what changed since),
+  3. with ``--activity-days N``: dates D+1 .. D+N, each after a day of shop activity on a copy
+     of the world's storefront (``pipelines/demo/activity.py``, scaled to the world),
 and prints wall time, peak memory (max RSS of this process), WMS API requests per asset
 against the minimum (pages needed at 100 items per page), the warehouse file size after each
 run, where the time goes (wall time per step group: ingestion per source, canonical, matching,
-rules, lifecycle, checks, export, and the orchestration overhead outside the steps) and the
-per-rule result of D. The emulator answers at full speed and the client is unpaced
+rules, lifecycle, checks, export, and the orchestration overhead outside the steps), the floor
+(``sql/bench/select_floor.sql``: one bare DuckDB query over the same inputs, and the ratio of
+our canonical + matching + rules time to it), the warehouse size per activity day and the
+per-rule result of the last date. The emulator answers at full speed and the client is unpaced
 (``wms.requests_per_minute: 0``): the time at the real API's 250 requests/minute is printed
 separately.
 """
@@ -59,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--end-date", type=date.fromisoformat, default=date(2026, 3, 31))
     parser.add_argument("--world", type=Path, help="world directory (default: a cache under /tmp)")
+    parser.add_argument("--activity-days", type=int, default=0,
+                        help="after the quiet day, this many more dates, each after a day of shop activity "
+                             "(pipelines/demo/activity.py): time and warehouse size per day")
     parser.add_argument("--rate-limit", type=int, default=1_000_000,
                         help="emulator requests/minute (the real API allows 250; the figures give the time at 250)")
     args = parser.parse_args(argv)
@@ -80,10 +87,12 @@ def main(argv: list[str] | None = None) -> int:
     home = Path(tempfile.mkdtemp(prefix="recon-bench-"))
     try:
         wait_for(f"http://127.0.0.1:{port}/openapi/v1/Stocks")
+        shop = home / "storefront.sqlite"  # a copy: the activity days change it, the cached world stays
+        shutil.copy(world / "storefront.sqlite", shop)
         os.environ.update({
             "RECON_HOME": str(home), "OPLOG_BASE_URL": f"http://127.0.0.1:{port}",
             "OPLOG_TENANT_ID": manifest["tenant_id"], "OPLOG_TOKEN": manifest["token"],
-            "STOREFRONT_DB_URL": f"sqlite:///{world / 'storefront.sqlite'}",
+            "STOREFRONT_DB_URL": f"sqlite:///{shop}",
             "REFUND_LEDGER_PATH": str(world / "ledger"),
         })
         config = home / "bench.yaml"
@@ -111,6 +120,10 @@ def main(argv: list[str] | None = None) -> int:
             size = settings.warehouse.stat().st_size / 2**20
             rows.append((label, day, wall, peak_rss_mb(), _api_requests(outcome), size))
             steps.append((label, wall, step_groups(instance, outcome.run_id, defs)))
+        floor = measure_floor(settings.warehouse, d)
+        activity = run_activity_days(args, shop, d, settings, defs, instance)
+        if activity is None:
+            return 1
         counts = manifest["counts"]
         print()
         print(f"world: {args.returns:,} returns, {counts['wms_returns']:,} WMS returns, "
@@ -130,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{total / 250:.1f} min at 250/min")
         print()
         print_step_groups(steps)
+        print_floor(floor, steps[-1])
+        print_activity(activity, rows[-1][-1])
         from pipelines.reconcile import summary_text
         print()
         print(summary_text(outcome.summary))
@@ -142,6 +157,73 @@ def main(argv: list[str] | None = None) -> int:
 
 GROUPS = ("ingestion: WMS", "ingestion: storefront", "ingestion: refund ledger", "canonical", "matching", "rules",
           "lifecycle", "checks", "export")
+
+
+def measure_floor(warehouse: Path, d: date) -> tuple[float, tuple]:
+    """Best of three timings of sql/bench/select_floor.sql on the warehouse after date d's run."""
+    import duckdb
+    from pipelines.partitions import as_of
+    from pipelines.settings import SQL_DIR
+
+    sql = (SQL_DIR / "bench" / "select_floor.sql").read_text()
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        best, row = math.inf, ()
+        for _ in range(3):
+            t = time.perf_counter()
+            row = con.execute(sql, {"business_date": d, "as_of": as_of(d)}).fetchone()
+            best = min(best, time.perf_counter() - t)
+        return best, row
+    finally:
+        con.close()
+
+
+def print_floor(floor: tuple[float, tuple], quiet: tuple[str, float, dict[str, tuple[int, float]]]) -> None:
+    seconds, row = floor
+    ours = sum(quiet[2].get(g, (0, 0.0))[1] for g in ("canonical", "matching", "rules"))
+    print()
+    print(f"floor: one bare DuckDB query over the same inputs (sql/bench/select_floor.sql: the storefront rows in "
+          f"force, the latest WMS versions by T with their units, refund versions by T, adjustments and stock, "
+          f"joined at order + SKU): {seconds:.3f} s, {row[0]:,} order lines")
+    if seconds > 0:
+        print(f"  canonical + matching + rules of the {quiet[0]}: {ours:.2f} s = {ours / seconds:.1f}x the floor")
+
+
+def run_activity_days(args, shop: Path, d: date, settings, defs, instance) -> list[tuple] | None:
+    """Dates d+1 .. d+N, each after a day of shop activity: (date, wall, warehouse MB, activity,
+    storefront versions written)."""
+    from pipelines.demo.activity import apply_day
+    from pipelines.runner import run_business_date
+
+    out = []
+    scale = max(1, args.returns // 2000)
+    for k in range(1, args.activity_days + 1):
+        day = d + timedelta(days=k)
+        counts = apply_day(shop, day, seed=args.seed, scale=scale)
+        t = time.monotonic()
+        outcome = run_business_date(day, settings=settings, defs=defs, instance=instance, log_level="WARNING")
+        if not outcome.success:
+            print(f"run for {day} failed: {outcome.reason}", file=sys.stderr)
+            return None
+        written = sum(int(outcome.metadata.get(f"raw/{t}", {}).get("versions_written", 0))
+                      for t in ("oc_orders", "oc_order_lines", "oc_products", "oc_returns", "oc_return_history"))
+        out.append((day, time.monotonic() - t, settings.warehouse.stat().st_size / 2**20, counts, written))
+        print(f"  activity day {k}/{args.activity_days} ({day}) done", flush=True)
+    return out
+
+
+def print_activity(activity: list[tuple], quiet_size_mb: float) -> None:
+    if not activity:
+        return
+    print()
+    print("days with shop activity (each: new orders and RMAs, status changes, stock moves, an order edit, "
+          "an RMA deleted):")
+    print(f"  {'date':<11} {'wall s':>7} {'warehouse MB':>13} {'growth MB':>10} {'versions':>9}  activity")
+    previous = quiet_size_mb
+    for day, wall, size, counts, written in activity:
+        detail = ", ".join(f"{k} {v}" for k, v in counts.items())
+        print(f"  {day.isoformat():<11} {wall:>7.1f} {size:>13.1f} {size - previous:>10.2f} {written:>9}  {detail}")
+        previous = size
 
 
 def _group_of(step_key: str, check_steps: set[str]) -> str:

@@ -52,6 +52,13 @@ class RuleWorld:
 
     # ------------------------------------------------------------------ raw inserts
     def _insert(self, table: str, **cols: Any) -> None:
+        if table.startswith("raw.oc_"):
+            # storefront tables are versions: the row is in force from this date's fetch on
+            fetched_at = datetime.combine(cols.pop("business_date"), datetime.min.time()) + DAY + 6 * timedelta(hours=1)
+            if not self.con.execute("SELECT 1 FROM state.storefront_fetches WHERE business_date = $1",
+                                    [self.d]).fetchall():
+                self.con.execute("INSERT INTO state.storefront_fetches VALUES ($1, $2)", [self.d, fetched_at])
+            cols.update(valid_from=fetched_at, row_hash=f"rule-world-{next(self._ids)}")
         names = ", ".join(cols)
         marks = ", ".join(f"${i + 1}" for i in range(len(cols)))
         values = [str(v) if isinstance(v, Decimal) else v for v in cols.values()]

@@ -489,8 +489,10 @@ def test_warning_check_reports_without_failing_the_run(warehouse):
 
 def test_config_driven_check_reads_its_resources(warehouse):
     con = connect(warehouse.path)
-    con.execute("INSERT INTO raw.oc_returns (business_date, return_id, quantity, return_status_name) "
-                "VALUES ($d, 7, 1, 'Pending'), ($d, 8, 1, 'Shredded')", {"d": D})
+    con.execute("INSERT INTO state.storefront_fetches VALUES ($d, TIMESTAMP '2026-04-01 06:00:00')", {"d": D})
+    con.execute("INSERT INTO raw.oc_returns (return_id, quantity, return_status_name, valid_from, row_hash) "
+                "VALUES (7, 1, 'Pending', TIMESTAMP '2026-04-01 06:00:00', 'a'), "
+                "(8, 1, 'Shredded', TIMESTAMP '2026-04-01 06:00:00', 'b')")
     con.close()
     result = dg.materialize([_stub(["raw", "oc_returns"]), sc.oc_returns_valid], partition_key=PARTITION,
                             resources={"warehouse": warehouse,

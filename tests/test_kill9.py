@@ -29,8 +29,9 @@ from conftest import WORLD_END, make_env
 RECON = str(Path(sys.executable).parent / "recon")
 D = WORLD_END.isoformat()
 EXPORT_FILES = {"discrepancies.csv", "discrepancies.parquet", "trend.png"}
-# Columns holding the wall clock of the run (when a source was read, a probe made, a date evaluated).
-WALL_CLOCK_COLUMNS = {"fetched_at", "read_at", "probed_at", "evaluated_at"}
+# Columns holding the wall clock of the run (when a source was read, a probe made, a date evaluated,
+# a storefront version came into force or was closed).
+WALL_CLOCK_COLUMNS = {"fetched_at", "read_at", "probed_at", "evaluated_at", "valid_from", "valid_to"}
 RUN_TIMEOUT_S = 300
 WMS_LATENCY_S = 0.4
 
@@ -140,7 +141,7 @@ def warehouse_snapshot(path: Path) -> dict[str, list[tuple]]:
     con = duckdb.connect(str(path), read_only=True)
     try:
         tables = con.execute("SELECT table_schema, table_name FROM information_schema.tables "
-                             "WHERE table_schema IN ('raw', 'core', 'recon') AND table_type = 'BASE TABLE' "
+                             "WHERE table_schema IN ('raw', 'state', 'core', 'recon') AND table_type = 'BASE TABLE' "
                              "ORDER BY 1, 2").fetchall()
         snap = {}
         for schema, table in tables:

@@ -127,7 +127,7 @@ def test_an_rma_completed_after_t_is_still_authorized(reconciled, ground_truth):
     assert late
     for la in late:
         status, current = query(reconciled, "SELECT r.status, o.return_status_name FROM core.rma_lines r "
-                                "JOIN raw.oc_returns o ON o.business_date = r.business_date AND o.return_id = r.return_id "
+                                "JOIN raw.oc_returns_at($d) o ON o.return_id = r.return_id "
                                 "WHERE r.business_date = $d AND r.rma_reference = $r",
                                 {"d": WORLD_END, "r": la["keys"]["rma_reference"]})[0]
         assert status == "AUTHORIZED"

@@ -8,7 +8,6 @@ from datetime import date
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import pytest
 
 from assets.sources.refund_ledger import refund_lines
@@ -17,7 +16,7 @@ from pipelines.reconcile import rebuild
 from pipelines.resources.refund_ledger import RefundLedgerResource
 from pipelines.resources.warehouse import WarehouseResource, connect
 from test_refund_ledger_ingestion import (CN1, CN5_PENDING, FILE1, FILE2, FILE2_LINES, PARTITION, OTHER_PARTITION,
-                                          line, payment, refund, write_ledger)
+                                          line, payment, query, refund, write_ledger)
 
 D1, D2 = date.fromisoformat(OTHER_PARTITION), date.fromisoformat(PARTITION)
 LINES_COLUMNS = ("credit_note_number", "version_key", "version_date", "order_line_reference", "order_line",
@@ -58,12 +57,6 @@ def run(world, d: date = D2) -> dict:
     return {k: v.value for k, v in meta.items()}
 
 
-def query(world, sql, params=None):
-    con = duckdb.connect(str(world["warehouse"]), read_only=True)
-    try:
-        return con.execute(sql, params).fetchall()
-    finally:
-        con.close()
 
 
 def stored(world) -> list[tuple]:

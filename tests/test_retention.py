@@ -12,7 +12,7 @@ from conftest import WORLD_END, query, run_date
 
 DATES = [WORLD_END - timedelta(days=n) for n in (3, 2, 1, 0)]
 DAYS = 1  # cutoff = WORLD_END - 1 day
-PER_DATE_TABLES = ["raw.oc_returns", "raw.wms_stocks", "core.rma_lines", "core.wms_returns",
+PER_DATE_TABLES = ["state.storefront_fetches", "raw.wms_stocks", "core.rma_lines", "core.wms_returns",
                    "recon.order_line_positions"]
 
 

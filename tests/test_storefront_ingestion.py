@@ -206,7 +206,7 @@ def test_row_counts_equal_the_source(world):
     result = materialize(world)
     assert result.success
     d = date.fromisoformat(PARTITION)
-    counts = {t: query(world, f"SELECT count(*) FROM raw.{t} WHERE business_date = $d", {"d": d})[0][0]
+    counts = {t: query(world, f"SELECT count(*) FROM raw.{t}_at($d)", {"d": d})[0][0]
               for t in ("oc_orders", "oc_order_lines", "oc_products", "oc_returns", "oc_return_history")}
     assert counts["oc_orders"] == source_count(world, "order") == 3
     assert counts["oc_order_lines"] == source_count(world, "order_product") == 5
@@ -214,7 +214,7 @@ def test_row_counts_equal_the_source(world):
     assert counts["oc_returns"] == len(VALID_RETURNS)
     assert counts["oc_return_history"] == len(VALID_HISTORY)
     # every source return is either loaded or rejected, never silently dropped
-    got = {r[0] for r in query(world, "SELECT return_id FROM raw.oc_returns WHERE business_date = $d", {"d": d})}
+    got = {r[0] for r in query(world, "SELECT return_id FROM raw.oc_returns_at($d)", {"d": d})}
     assert got == VALID_RETURNS
     rma_rejects = {k for k in rejects(world) if k.startswith("RMA-") and "/" not in k}
     assert got | {int(k[4:]) for k in rma_rejects} == {r[0] for r in RETURNS}
@@ -230,14 +230,14 @@ def test_values_and_types(world):
     materialize(world)
     d = date.fromisoformat(PARTITION)
     order = query(world, "SELECT total, currency_code, currency_value, order_status_name, date_added, date_modified "
-                         "FROM raw.oc_orders WHERE business_date = $d AND order_id = 1002", {"d": d})[0]
+                         "FROM raw.oc_orders_at($d) WHERE order_id = 1002", {"d": d})[0]
     assert order == (Decimal("59.5000"), "USD", Decimal("1.08120000"), "Processed",
                      datetime(2026, 3, 3, 9, 30), datetime(2026, 3, 3, 9, 30))
-    line = query(world, "SELECT model, quantity, price, tax FROM raw.oc_order_lines "
-                        "WHERE business_date = $d AND order_product_id = 2", {"d": d})[0]
+    line = query(world, "SELECT model, quantity, price, tax FROM raw.oc_order_lines_at($d) "
+                        "WHERE order_product_id = 2", {"d": d})[0]
     assert line == ("SKU-B", 2, Decimal("29.9500"), Decimal("5.6905"))
     ret = query(world, "SELECT order_id, model, quantity, return_reason_name, return_action_id, return_action_name, "
-                       "return_status_name FROM raw.oc_returns WHERE business_date = $d AND return_id = 502",
+                       "return_status_name FROM raw.oc_returns_at($d) WHERE return_id = 502",
                 {"d": d})[0]
     assert ret == (1001, "SKU-B", 2, "Wrong item", 5, "Refunded", "Complete")
 
@@ -256,23 +256,22 @@ def test_rerun_same_partition_changes_nothing_and_other_dates_are_separate(world
     assert snapshot() == first
     keys = {"oc_orders": "order_id", "oc_order_lines": "order_product_id", "oc_products": "product_id",
             "oc_returns": "return_id", "oc_return_history": "return_history_id"}
-    for table, key in keys.items():
-        total, distinct = query(world, f"SELECT count(*), count(DISTINCT ({key}, business_date)) FROM raw.{table}")[0]
-        assert total == distinct, table
+    for table, key in keys.items():  # one version per row, in force
+        total, distinct, current = query(world, f"SELECT count(*), count(DISTINCT {key}), "
+                                                f"count(*) FILTER (valid_to IS NULL) FROM raw.{table}")[0]
+        assert total == distinct == current > 0, table
 
     materialize(world, partition=OTHER_PARTITION)
-    for table in tables:
-        per_date = dict(query(world, f"SELECT business_date, count(*) FROM raw.{table} GROUP BY ALL"))
-        assert per_date[date.fromisoformat(PARTITION)] == per_date[date.fromisoformat(OTHER_PARTITION)] > 0
+    # another date over an unchanged source writes no version: only its fetch and its rejects
+    assert {t: v for t, v in snapshot().items() if t != "rejects"} == {t: v for t, v in first.items() if t != "rejects"}
+    assert query(world, "SELECT count(*) FROM state.storefront_fetches")[0][0] == 2
     assert rejects(world, OTHER_PARTITION) == rejects(world, PARTITION)
-    # both dates hold the same snapshot, each under its own business date
-    d1 = date.fromisoformat(PARTITION)
+    # both dates read the same rows, each at its own fetch
+    d1, d2 = date.fromisoformat(PARTITION), date.fromisoformat(OTHER_PARTITION)
     for table in tables:
-        assert sorted(map(repr, query(world, f"SELECT * EXCLUDE (business_date) FROM raw.{table} "
-                                             f"WHERE business_date = $d ORDER BY ALL", {"d": d1}))) == \
-            sorted(map(repr, query(world, f"SELECT * EXCLUDE (business_date) FROM raw.{table} "
-                                          f"WHERE business_date = $d ORDER BY ALL",
-                                   {"d": date.fromisoformat(OTHER_PARTITION)})))
+        at_d1 = sorted(map(repr, query(world, f"SELECT * FROM raw.{table}_at($d) ORDER BY ALL", {"d": d1})))
+        assert at_d1 and at_d1 == sorted(map(repr, query(world, f"SELECT * FROM raw.{table}_at($d) ORDER BY ALL",
+                                                         {"d": d2}))), table
 
 
 def test_a_changed_source_replaces_the_partition(world):
@@ -284,11 +283,10 @@ def test_a_changed_source_replaces_the_partition(world):
     con.close()
     materialize(world)
     d = date.fromisoformat(PARTITION)
-    ids = {r[0] for r in query(world, "SELECT return_id FROM raw.oc_returns WHERE business_date = $d", {"d": d})}
+    ids = {r[0] for r in query(world, "SELECT return_id FROM raw.oc_returns_at($d)", {"d": d})}
     assert ids == VALID_RETURNS | {506}
     assert "RMA-506" not in rejects(world)
-    hist = {r[0] for r in query(world, "SELECT return_history_id FROM raw.oc_return_history "
-                                       "WHERE business_date = $d", {"d": d})}
+    hist = {r[0] for r in query(world, "SELECT return_history_id FROM raw.oc_return_history_at($d)", {"d": d})}
     assert hist == VALID_HISTORY - {4}
 
 
@@ -330,7 +328,7 @@ def test_names_come_from_language_1_and_unknown_names_are_loaded(world):
     materialize(world)
     d = date.fromisoformat(PARTITION)
     names = {r[0]: r[1:] for r in query(world, "SELECT return_id, return_status_name, return_action_name, "
-                                                "return_reason_name FROM raw.oc_returns WHERE business_date = $d",
+                                                "return_reason_name FROM raw.oc_returns_at($d)",
                                          {"d": d})}
     assert names[501] == ("Awaiting Products", None, "Faulty, please supply details")
     assert names[502] == ("Complete", "Refunded", "Wrong item")
@@ -341,9 +339,9 @@ def test_names_come_from_language_1_and_unknown_names_are_loaded(world):
     assert names[504] == ("On Hold Forever", "Refunded", "Faulty, please supply details")
     assert names[508] == ("Pending", "Sent to the Moon", "Faulty, please supply details")
     hist_names = {r[0]: r[1] for r in query(world, "SELECT return_history_id, return_status_name "
-                                                   "FROM raw.oc_return_history WHERE business_date = $d", {"d": d})}
+                                                   "FROM raw.oc_return_history_at($d)", {"d": d})}
     assert hist_names[1] == "Pending" and hist_names[2] == "Awaiting Products"
-    order_names = dict(query(world, "SELECT order_id, order_status_name FROM raw.oc_orders WHERE business_date = $d",
+    order_names = dict(query(world, "SELECT order_id, order_status_name FROM raw.oc_orders_at($d)",
                              {"d": d}))
     assert order_names == {1001: "Complete", 1002: "Processed", 1003: "Complete"}
 
@@ -373,11 +371,10 @@ def test_rejects_are_counted_in_metadata(world):
 def test_tracking_numbers_latest_matching_comment_wins_and_comments_are_not_stored(world):
     materialize(world)
     d = date.fromisoformat(PARTITION)
-    per_row = dict(query(world, "SELECT return_history_id, tracking_id FROM raw.oc_return_history "
-                                "WHERE business_date = $d", {"d": d}))
+    per_row = dict(query(world, "SELECT return_history_id, tracking_id FROM raw.oc_return_history_at($d)", {"d": d}))
     assert per_row == {1: None, 2: "OLDTRACK1234", 3: "NEWTRACK5678", 4: None, 5: None, 6: None, 7: "ABCDEF123456"}
-    latest = dict(query(world, "SELECT return_id, arg_max(tracking_id, date_added) FROM raw.oc_return_history "
-                               "WHERE business_date = $d AND tracking_id IS NOT NULL GROUP BY return_id", {"d": d}))
+    latest = dict(query(world, "SELECT return_id, arg_max(tracking_id, date_added) FROM raw.oc_return_history_at($d) "
+                               "WHERE tracking_id IS NOT NULL GROUP BY return_id", {"d": d}))
     assert latest == {501: "NEWTRACK5678", 509: "ABCDEF123456"}
     columns = {r[0] for r in query(world, "SELECT column_name FROM information_schema.columns "
                                           "WHERE table_name = 'oc_return_history'")}
@@ -403,13 +400,13 @@ def test_configured_tracking_pattern_is_used(world, tmp_path):
 def test_mysql_zero_dates_read_as_null(world):
     materialize(world)
     d = date.fromisoformat(PARTITION)
-    assert query(world, "SELECT date_ordered FROM raw.oc_returns WHERE business_date = $d AND return_id = 501",
+    assert query(world, "SELECT date_ordered FROM raw.oc_returns_at($d) WHERE return_id = 501",
                  {"d": d}) == [(None,)]
-    assert query(world, "SELECT date_ordered FROM raw.oc_returns WHERE business_date = $d AND return_id = 502",
+    assert query(world, "SELECT date_ordered FROM raw.oc_returns_at($d) WHERE return_id = 502",
                  {"d": d}) == [(date(2026, 3, 1),)]
-    assert query(world, "SELECT date_modified FROM raw.oc_orders WHERE business_date = $d AND order_id = 1003",
+    assert query(world, "SELECT date_modified FROM raw.oc_orders_at($d) WHERE order_id = 1003",
                  {"d": d}) == [(None,)]
-    products = dict(query(world, "SELECT product_id, date_modified FROM raw.oc_products WHERE business_date = $d",
+    products = dict(query(world, "SELECT product_id, date_modified FROM raw.oc_products_at($d)",
                           {"d": d}))
     assert products[12] is None and products[13] is None and products[11] == datetime(2026, 3, 10, 8)
 

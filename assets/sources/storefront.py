@@ -1,9 +1,11 @@
-"""Storefront (OpenCart) source assets: one snapshot of orders, order lines, products, RMAs and
-RMA history per business date.
+"""Storefront (OpenCart) source assets: orders, order lines, products, RMAs and RMA history,
+kept as versions (change capture: ``pipelines/resources/storefront_versions.py``).
 
-The five tables and the storefront's rejects are written in one warehouse transaction, each
-replacing the partition of the business date, so a rerun of a date replaces its snapshot
-instead of adding to it. The connection URL is only ever shown with its password hidden.
+Each run reads the storefront in full and validates every row; the five tables' versions, the
+business date's fetch and its rejects are written in one warehouse transaction. Only rows new,
+changed or gone write anything, and what a date read (``raw.oc_<table>_at(date)``) is exactly
+the snapshot its fetch saw, so a rerun of a date replaces its fetch instead of adding to it.
+The connection URL is only ever shown with its password hidden.
 """
 
 import dagster as dg
@@ -12,6 +14,7 @@ import polars as pl
 from pipelines.partitions import SOURCE_FRESHNESS, WAREHOUSE_POOL, business_date_of, daily_partitions
 from pipelines.resources.config import ReconConfigResource
 from pipelines.resources.storefront import SOURCE, RAW_TABLES, StorefrontResource
+from pipelines.resources.storefront_versions import write_versions
 from pipelines.resources.warehouse import WarehouseResource
 
 KINDS = {"sqlalchemy", "duckdb"}
@@ -46,7 +49,8 @@ def _key(table: str) -> dg.AssetKey:
 )
 def storefront_snapshot(context: dg.AssetExecutionContext, storefront: StorefrontResource,
                         warehouse: WarehouseResource, recon_config: ReconConfigResource):
-    """Reads the OpenCart database once and stores the snapshot under the business date."""
+    """Reads the OpenCart database once and stores what changed as versions, the fetch under the
+    business date."""
     d = business_date_of(context)
     config = recon_config.load()
     context.log.info(f"storefront snapshot for {d}: reading {storefront.safe_url} "
@@ -58,10 +62,13 @@ def storefront_snapshot(context: dg.AssetExecutionContext, storefront: Storefron
                          f"{snapshot.reject_counts[table]} rejected")
     rejects = snapshot.rejects.with_columns(business_date=pl.lit(d))
     with warehouse.transaction() as con:
-        for table, frame in frames.items():
-            warehouse.replace_partition(con, table, d, frame.with_columns(business_date=pl.lit(d)))
-        warehouse.replace_partition(con, "recon.rejects", d, rejects, source=SOURCE)
-    context.log.info(f"storefront snapshot for {d} stored: {rejects.height} rejects in recon.rejects")
+        warehouse.replace_partition(con, "recon.rejects", d, rejects, source=SOURCE)  # refuses a retired date
+        fetched_at, versions = write_versions(con, d, frames)
+    for table, change in versions.items():
+        context.log.info(f"storefront {table}: {change.opened} version(s) written, {change.closed} closed, "
+                         f"{change.current} rows in force")
+    context.log.info(f"storefront fetch of {d} stored at {fetched_at.isoformat()} UTC: "
+                     f"{rejects.height} rejects in recon.rejects")
     if rejects.height:
         context.log.warning(f"storefront: {rejects.height} record(s) failed validation, e.g. "
                             f"{rejects['record_key'][0]}: {rejects['reason'][0]}")
@@ -69,6 +76,8 @@ def storefront_snapshot(context: dg.AssetExecutionContext, storefront: Storefron
         metadata = {
             "dagster/row_count": dg.MetadataValue.int(frame.height),
             "rows_read": dg.MetadataValue.int(snapshot.read_counts[table]),
+            "versions_written": dg.MetadataValue.int(versions[table].opened),
+            "versions_closed": dg.MetadataValue.int(versions[table].closed),
             "rejects": dg.MetadataValue.int(snapshot.reject_counts[table]),
         }
         if table == "raw.oc_returns":

@@ -29,7 +29,7 @@ import polars as pl
 from pipelines.resources.refund_files import FileState
 from pipelines.resources.refund_ledger import REJECTS_SCHEMA, FileRead
 from pipelines.resources.refund_versions import VERSIONS_SCHEMA
-from pipelines.resources.warehouse import run_sql_file
+from pipelines.resources.warehouse import insert_rows, run_sql_file
 
 MANIFEST = "state.refund_ledger_files"
 PER_FILE = ("state.refund_ledger_deliveries", "state.refund_ledger_file_rejects")
@@ -50,14 +50,7 @@ def manifest(con: duckdb.DuckDBPyConnection) -> dict[str, FileState]:
 
 
 def _insert(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> None:
-    if frame.height == 0:
-        return
-    columns = ", ".join(frame.columns)
-    con.register("_ledger_incoming", frame.to_arrow())
-    try:
-        con.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM _ledger_incoming")
-    finally:
-        con.unregister("_ledger_incoming")
+    insert_rows(con, table, frame)
 
 
 def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:

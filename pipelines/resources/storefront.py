@@ -51,6 +51,7 @@ from pipelines.resources.storefront_integrity import (  # noqa: F401 - the rest 
 )
 
 LANGUAGE_ID = 1
+BATCH_ROWS = 50_000
 _PREFIX_RE = re.compile(r"[A-Za-z0-9_]*")
 
 # Column types of the raw tables (business_date excluded).
@@ -229,11 +230,21 @@ class StorefrontResource(dg.ConfigurableResource):
             engine.dispose()
 
     def _rows(self, conn: sa.Connection, sql: str) -> Iterator[dict[str, Any]]:
-        """Each row of a query as a dict of column -> value as the driver hands it."""
-        result = conn.execution_options(yield_per=5000).execute(sa.text(sql))
-        columns = tuple(result.keys())
-        for row in result:
-            yield dict(zip(columns, row))  # twice as fast as dict(RowMapping)
+        """Each row of a query as a dict of column -> value exactly as the driver hands it, fetched
+        in batches of ``BATCH_ROWS`` from the driver's cursor (server-side on MySQL/MariaDB, so a
+        large table is never held whole). Not through polars (``pl.read_database``): it infers a
+        column's type per batch, so in a column holding 5 and 'abc' the 5 arrives as text, and a
+        value's reading would depend on its neighbours; the typed models must see what the
+        database holds."""
+        # through the result, never its DBAPI cursor: SQLAlchemy buffers rows ahead of the cursor
+        result = conn.execution_options(yield_per=BATCH_ROWS).exec_driver_sql(sql)
+        try:
+            columns = tuple(result.keys())
+            for batch in result.partitions():
+                for row in batch:
+                    yield dict(zip(columns, row))  # twice as fast as dict(RowMapping)
+        finally:
+            result.close()
 
     def _validated(self, conn: sa.Connection, model: type[Record], sql: str, context: Mapping[str, Any],
                    prepare: Callable[[dict[str, Any]], None] | None = None) -> list[Row]:

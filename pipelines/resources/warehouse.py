@@ -91,6 +91,11 @@ def replace_rows(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame
     """Delete the rows of ``table`` matching ``where`` and insert ``frame`` (columns by name)."""
     clause = " AND ".join(f"{col} = ${col}" for col in where)
     con.execute(f"DELETE FROM {table} WHERE {clause}", where)
+    return insert_rows(con, table, frame)
+
+
+def insert_rows(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> int:
+    """Append ``frame`` to ``table`` (columns by name); returns the rows inserted."""
     if frame.height == 0:
         return 0
     columns = ", ".join(frame.columns)

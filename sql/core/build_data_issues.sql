@@ -30,8 +30,8 @@ SELECT
     r.return_reference,
     r.credit_note_number
 FROM rejects r
-LEFT JOIN raw.oc_returns ret
-       ON ret.business_date = $business_date AND r.rma_reference = 'RMA-' || ret.return_id
+LEFT JOIN raw.oc_returns_at($business_date) ret
+       ON r.rma_reference = 'RMA-' || ret.return_id
 LEFT JOIN valid_wms v
        ON r.source IN ('wms_returns', 'wms_tracking_probes') AND v.return_reference = r.return_reference
 WHERE (r.order_reference IS NOT NULL OR r.rma_reference IS NOT NULL OR r.return_reference IS NOT NULL)

@@ -10,9 +10,9 @@ WITH rows AS (
            lower(trim(l.model)) AS sku_key, l.quantity,
            (l.price + l.tax) * o.currency_value * l.quantity AS row_gross,
            o.currency_value, o.currency_code, o.date_added
-    FROM raw.oc_order_lines l
-    JOIN raw.oc_orders o ON o.order_id = l.order_id AND o.business_date = l.business_date
-    WHERE l.business_date = $business_date AND o.order_status_id IS DISTINCT FROM 0
+    FROM raw.oc_order_lines_at($business_date) l
+    JOIN raw.oc_orders_at($business_date) o ON o.order_id = l.order_id
+    WHERE o.order_status_id IS DISTINCT FROM 0
 )
 SELECT
     $business_date,

@@ -18,13 +18,12 @@ in_force AS (
 ),
 orders AS (
     SELECT CAST(order_id AS VARCHAR) AS order_reference, currency_code
-    FROM raw.oc_orders WHERE business_date = $business_date AND order_status_id IS DISTINCT FROM 0
+    FROM raw.oc_orders_at($business_date) WHERE order_status_id IS DISTINCT FROM 0
 ),
 products AS (
     SELECT CAST(l.order_id AS VARCHAR) AS order_reference, CAST(l.order_product_id AS VARCHAR) AS order_product_id,
            lower(trim(l.model)) AS sku_key
-    FROM raw.oc_order_lines l
-    WHERE l.business_date = $business_date
+    FROM raw.oc_order_lines_at($business_date) l
 )
 SELECT
     $business_date,

@@ -10,9 +10,9 @@ INSERT INTO core.rma_lines
 WITH history AS (
     SELECT h.return_id, h.date_added, h.return_history_id, h.tracking_id,
            m.canonical AS status, h.return_status_name
-    FROM raw.oc_return_history h
+    FROM raw.oc_return_history_at($business_date) h
     LEFT JOIN cfg_status_map m ON m.name = lower(trim(h.return_status_name))
-    WHERE h.business_date = $business_date AND h.date_added <= $as_of
+    WHERE h.date_added <= $as_of
 ),
 ordered AS (
     SELECT *,
@@ -45,13 +45,13 @@ rmas AS (
            l.return_status_name AS history_status_name, l.status AS history_status,
            ss.since, t.tracking_id,
            cs.canonical AS own_status, am.canonical AS action
-    FROM raw.oc_returns r
+    FROM raw.oc_returns_at($business_date) r
     LEFT JOIN latest l ON l.return_id = r.return_id
     LEFT JOIN spell_start ss ON ss.return_id = r.return_id
     LEFT JOIN tracking t ON t.return_id = r.return_id
     LEFT JOIN cfg_status_map cs ON cs.name = lower(trim(r.return_status_name))
     LEFT JOIN cfg_action_map am ON am.name = lower(trim(r.return_action_name))
-    WHERE r.business_date = $business_date AND r.date_added <= $as_of
+    WHERE r.date_added <= $as_of
 )
 SELECT
     $business_date,

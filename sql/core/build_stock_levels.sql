@@ -11,5 +11,5 @@ SELECT
 FROM (SELECT * FROM raw.wms_stocks WHERE business_date = $business_date) w
 FULL OUTER JOIN (
     SELECT model, sum(quantity) AS quantity, max(price) AS price
-    FROM raw.oc_products WHERE business_date = $business_date GROUP BY model
+    FROM raw.oc_products_at($business_date) GROUP BY model
 ) p ON p.model = w.sku;

@@ -5,11 +5,7 @@
 
 -- Tables holding a full copy per business date, read only at their own date. (The refund ledger's
 -- raw tables hold the archive once, as every date reads it: nothing of them goes.)
-DELETE FROM raw.oc_orders WHERE business_date < $cutoff;
-DELETE FROM raw.oc_order_lines WHERE business_date < $cutoff;
-DELETE FROM raw.oc_products WHERE business_date < $cutoff;
-DELETE FROM raw.oc_returns WHERE business_date < $cutoff;
-DELETE FROM raw.oc_return_history WHERE business_date < $cutoff;
+DELETE FROM state.storefront_fetches WHERE business_date < $cutoff;
 DELETE FROM raw.wms_stocks WHERE business_date < $cutoff;
 DELETE FROM raw.wms_tracking_probe_log WHERE business_date < $cutoff;
 DELETE FROM recon.rejects WHERE business_date < $cutoff;
@@ -23,6 +19,25 @@ DELETE FROM core.stock_levels WHERE business_date < $cutoff;
 DELETE FROM core.data_issues WHERE business_date < $cutoff;
 DELETE FROM recon.rma_matches WHERE business_date < $cutoff;
 DELETE FROM recon.order_line_positions WHERE business_date < $cutoff;
+
+-- Storefront versions (change capture): the fetches of dates before the cutoff went above; a
+-- closed version that no remaining fetch reads goes (the versions in force at a kept date's fetch,
+-- and every current one, stay).
+DELETE FROM raw.oc_orders v
+WHERE v.valid_to IS NOT NULL AND NOT EXISTS (
+    SELECT 1 FROM state.storefront_fetches f WHERE f.fetched_at >= v.valid_from AND f.fetched_at < v.valid_to);
+DELETE FROM raw.oc_order_lines v
+WHERE v.valid_to IS NOT NULL AND NOT EXISTS (
+    SELECT 1 FROM state.storefront_fetches f WHERE f.fetched_at >= v.valid_from AND f.fetched_at < v.valid_to);
+DELETE FROM raw.oc_products v
+WHERE v.valid_to IS NOT NULL AND NOT EXISTS (
+    SELECT 1 FROM state.storefront_fetches f WHERE f.fetched_at >= v.valid_from AND f.fetched_at < v.valid_to);
+DELETE FROM raw.oc_returns v
+WHERE v.valid_to IS NOT NULL AND NOT EXISTS (
+    SELECT 1 FROM state.storefront_fetches f WHERE f.fetched_at >= v.valid_from AND f.fetched_at < v.valid_to);
+DELETE FROM raw.oc_return_history v
+WHERE v.valid_to IS NOT NULL AND NOT EXISTS (
+    SELECT 1 FROM state.storefront_fetches f WHERE f.fetched_at >= v.valid_from AND f.fetched_at < v.valid_to);
 
 -- WMS return versions (each fetch keeps what changed): a version fetched before the cutoff goes
 -- only when another one fetched before the cutoff, updated by the cutoff's T, is later (a date >=
