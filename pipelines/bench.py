@@ -257,6 +257,9 @@ def step_groups(instance, run_id: str, defs) -> dict[str, tuple[int, float]]:
         group = out.setdefault(_group_of(s.step_key, check_steps), [0, 0.0])
         group[0] += 1
         group[1] += (s.end_time or s.start_time) - s.start_time
+    slowest = sorted(((s.end_time or s.start_time) - s.start_time, s.step_key) for s in stats)[-8:]
+    print(f"  slowest steps of run {run_id[:8]}: " + ", ".join(f"{k} {t:.2f} s" for t, k in reversed(slowest)),
+          flush=True)
     run = instance.get_run_stats(run_id)
     inside = sum(v[1] for v in out.values())
     out["overhead"] = [0, max(0.0, (run.end_time - run.start_time) - inside)]

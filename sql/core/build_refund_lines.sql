@@ -45,7 +45,7 @@ SELECT
 FROM versions f
 JOIN in_force USING (credit_note_number, version_key)
 LEFT JOIN orders o ON o.order_reference = f.order_reference
-LEFT JOIN products p ON o.order_reference IS NOT NULL
-      AND p.order_reference = f.order_reference AND p.order_product_id = f.order_line_reference
+-- (o.order_reference, not f's: a line of an order that is no order, or none, ties to no order line)
+LEFT JOIN products p ON p.order_reference = o.order_reference AND p.order_product_id = f.order_line_reference
 LEFT JOIN core.order_lines ol
        ON ol.business_date = $business_date AND ol.order_reference = p.order_reference AND ol.sku_key = p.sku_key;
