@@ -26,10 +26,13 @@ from pipelines.resources.warehouse import WarehouseResource
 def read_fetch(warehouse: WarehouseResource, table: str, business_date: date,
                columns: Iterable[str] | None = None, *, written: bool = False) -> pl.DataFrame:
     """The rows of a raw storefront table in force at the business date's fetch, as polars;
-    ``written``: only the versions that fetch wrote."""
+    ``written``: only those that came into force since the fetch before it (what that run wrote,
+    also when the date was run again)."""
     cols = ", ".join(f"v.{c}" for c in columns) if columns else "v.* EXCLUDE (valid_from, valid_to, row_hash)"
-    where = ("v.valid_from = f.fetched_at" if written else
-             "v.valid_from <= f.fetched_at AND (v.valid_to IS NULL OR v.valid_to > f.fetched_at)")
+    where = "v.valid_from <= f.fetched_at AND (v.valid_to IS NULL OR v.valid_to > f.fetched_at)"
+    if written:  # since the fetch before this one (a rerun's versions keep their first fetch time)
+        where += (" AND v.valid_from > coalesce((SELECT max(p.fetched_at) FROM state.storefront_fetches p "
+                  "WHERE p.fetched_at < f.fetched_at), TIMESTAMP '0001-01-01')")
     with warehouse.connection() as con:
         return con.execute(f"SELECT {cols} FROM {table} v JOIN state.storefront_fetches f "
                            f"ON f.business_date = $d WHERE {where}", {"d": business_date}).pl()

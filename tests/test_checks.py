@@ -1,7 +1,7 @@
 """Data-quality checks: each pure check function fails on a frame built to break it (with the
 failing rows in the sample) and passes on a good one; a wrapped asset check runs against a real
 DuckDB file through Dagster. Great Expectations' context is shared by the whole process."""
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import dagster as dg
@@ -501,3 +501,21 @@ def test_config_driven_check_reads_its_resources(warehouse):
     [evaluation] = result.get_asset_check_evaluations()
     assert evaluation.passed is False and evaluation.severity == dg.AssetCheckSeverity.WARN
     assert [r["return_id"] for r in evaluation.metadata["failing_rows"].data] == [8]
+
+
+def test_validity_checks_read_what_the_run_wrote_also_after_a_rerun(warehouse):
+    """A rerun of a date keeps the versions its first fetch wrote (their valid_from is that
+    fetch's time): the date's check still judges them; a later date whose fetch wrote nothing
+    new judges nothing."""
+    con = connect(warehouse.path)
+    other = D - timedelta(days=1)
+    con.execute("INSERT INTO state.storefront_fetches VALUES ($d, TIMESTAMP '2026-03-31 06:00:00'), "
+                "($o, TIMESTAMP '2026-04-01 09:00:00')", {"d": other, "o": D})  # D was run again at 09:00
+    con.execute("INSERT INTO raw.oc_returns (return_id, quantity, return_status_name, valid_from, row_hash) "
+                "VALUES (8, 1, 'Shredded', TIMESTAMP '2026-04-01 06:00:00', 'b')")  # written by D's first run
+    con.close()
+    written = sc.read_fetch(warehouse, "raw.oc_returns", D, written=True)
+    assert written["return_id"].to_list() == [8]
+    assert sc.check_oc_returns_valid(written).success is False
+    assert sc.read_fetch(warehouse, "raw.oc_returns", other, written=True).height == 0  # before it existed
+    assert sc.read_fetch(warehouse, "raw.oc_returns", D)["return_id"].to_list() == [8]

@@ -46,10 +46,13 @@ class TableVersions:
 
 
 def next_fetch_time(con: duckdb.DuckDBPyConnection) -> datetime:
-    """Now (naive UTC, the warehouse's convention), or just after the latest fetch or version."""
+    """Now (naive UTC, the warehouse's convention), or just after the latest fetch time stored
+    anywhere (a fetch, or a version's start or end: a closed version can outlive its fetch once
+    retention removed it, and a new fetch inside it would read it)."""
     latest = con.execute(
         "SELECT max(t) FROM (SELECT max(fetched_at) AS t FROM state.storefront_fetches UNION ALL "
-        + " UNION ALL ".join(f"SELECT max(valid_from) FROM {table}" for table in KEYS) + ")").fetchone()[0]
+        + " UNION ALL ".join(f"SELECT greatest(max(valid_from), max(valid_to)) FROM {table}" for table in KEYS)
+        + ")").fetchone()[0]
     now = utc_now().replace(tzinfo=None)
     return now if latest is None or now > latest else latest + timedelta(microseconds=1)
 
