@@ -3,3 +3,7 @@
 
 class SourceUnavailable(RuntimeError):
     """A source system cannot be read (unreachable, refused, retries exhausted)."""
+
+
+class InputMissing(RuntimeError):
+    """A step's input for the business date was never read (its source step has not run for it)."""

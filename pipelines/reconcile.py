@@ -13,6 +13,7 @@ import duckdb
 import polars as pl
 
 from pipelines.config import RULES, ReconConfig
+from pipelines.errors import InputMissing
 from pipelines.partitions import as_of
 from pipelines.resources.warehouse import run_sql, run_sql_file
 from pipelines.settings import SQL_DIR
@@ -45,10 +46,22 @@ def params(d: date, cfg: ReconConfig | None = None) -> dict[str, Any]:
 
 def rebuild(con: duckdb.DuckDBPyConnection, layer: str, table: str, d: date, cfg: ReconConfig) -> int:
     """Replace ``<layer>.<table>`` rows of date d with the result of sql/<layer>/build_<table>.sql."""
+    path = SQL_DIR / layer / f"build_{table}.sql"
+    if "raw.oc_" in path.read_text():
+        require_storefront_fetch(con, d)
     register_config_tables(con, cfg)
     con.execute(f"DELETE FROM {layer}.{table} WHERE business_date = $d", {"d": d})
-    run_sql_file(con, SQL_DIR / layer / f"build_{table}.sql", params(d, cfg))
+    run_sql_file(con, path, params(d, cfg))
     return con.execute(f"SELECT count(*) FROM {layer}.{table} WHERE business_date = $d", {"d": d}).fetchone()[0]
+
+
+def require_storefront_fetch(con: duckdb.DuckDBPyConnection, d: date) -> None:
+    """A date the storefront was never read for (a warehouse migrated from the per-date layout,
+    or a canonical step run alone) would read an empty shop and report every return as a break:
+    refuse it instead."""
+    if con.execute("SELECT count(*) FROM state.storefront_fetches WHERE business_date = $d", {"d": d}).fetchone()[0] == 0:
+        raise InputMissing(f"the storefront has not been read for {d}: run raw/oc_* for that date first "
+                           f"(recon run --date {d} does)")
 
 
 def rule_sql_path(rule: str):

@@ -52,7 +52,7 @@ def instance_for(settings: Settings) -> dg.DagsterInstance:
     return dg.DagsterInstance.ephemeral()
 
 
-EXPECTED_ERRORS = ("SourceUnavailable", "ConfigError")
+EXPECTED_ERRORS = ("SourceUnavailable", "ConfigError", "InputMissing")
 
 # Tags of every run: the process executing it (in-process runs have no run worker Dagster could watch).
 PID_TAG, HOST_TAG = "recon/pid", "recon/host"

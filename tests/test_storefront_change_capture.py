@@ -118,3 +118,33 @@ def test_versions_give_every_date_exactly_its_full_snapshot_over_a_week_of_activ
             con.close()
     assert any(changes[d]["rma_lines"] != changes[DAYS[0]]["rma_lines"] for d in DAYS[1:]), \
         "the activity shows in the canonical RMA lines"
+
+
+def test_a_warehouse_of_the_per_date_layout_migrates_and_never_builds_a_date_it_has_not_read(tmp_path, shop):
+    """The per-date copies go in the DDL; a date the storefront has not been read for since must fail
+    with a reason rather than build its canonical tables from an empty shop (every return a break)."""
+    path = tmp_path / "warehouse.duckdb"
+    d = DAYS[-1]
+    old = duckdb.connect(str(path))
+    old.execute("CREATE SCHEMA raw; CREATE TABLE raw.oc_orders (business_date DATE, order_id BIGINT NOT NULL, "
+                "store_id INTEGER, customer_id BIGINT, total DECIMAL(15,4), order_status_id INTEGER, "
+                "order_status_name VARCHAR, currency_code VARCHAR, currency_value DECIMAL(15,8), "
+                "date_added TIMESTAMP, date_modified TIMESTAMP)")
+    old.execute("INSERT INTO raw.oc_orders (business_date, order_id) VALUES ($d, 1), ($d, 2)", {"d": d})
+    old.close()
+
+    warehouse = WarehouseResource(path=str(path))
+    with warehouse.connection() as con:
+        columns = {r[0] for r in con.execute("SELECT column_name FROM duckdb_columns() WHERE schema_name = 'raw' "
+                                             "AND table_name = 'oc_orders'").fetchall()}
+        assert {"valid_from", "valid_to", "row_hash"} <= columns and "business_date" not in columns
+        assert con.execute("SELECT count(*) FROM raw.oc_orders").fetchone()[0] == 0
+        with pytest.raises(Exception, match=rf"the storefront has not been read for {d}"):
+            rebuild(con, "core", "order_lines", d, load_config())
+        assert con.execute("SELECT count(*) FROM core.order_lines").fetchone()[0] == 0
+    # once the date is read again, it builds
+    resources = {"storefront": StorefrontResource(db_url=f"sqlite:///{shop}"), "warehouse": warehouse,
+                 "recon_config": ReconConfigResource(config_path=str(DEFAULT_CONFIG_PATH))}
+    assert dg.materialize([storefront_snapshot], partition_key=d.isoformat(), resources=resources).success
+    with warehouse.connection() as con:
+        assert rebuild(con, "core", "order_lines", d, load_config()) > 0
