@@ -1,4 +1,4 @@
-"""The ``recon`` command: ``recon run``, ``recon demo``, ``recon emulator`` (interface.md)."""
+"""The ``recon`` command: ``recon run``, ``recon demo``, ``recon emulator``, ``recon review`` (interface.md)."""
 from __future__ import annotations
 
 import argparse
@@ -215,6 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     emu.add_argument("--world", help="world directory (default: $RECON_HOME/demo, built if missing)")
     emu.add_argument("--rate-limit", type=int, default=250, help="requests per minute")
     emu.set_defaults(func=cmd_emulator)
+    from pipelines.review_cli import add_parser as add_review_parser
+    add_review_parser(sub)
     return parser
 
 

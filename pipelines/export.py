@@ -1,5 +1,5 @@
 """The finance export of one business date: ``<exports>/<D>/discrepancies.csv`` (open ones,
-highest amount first), a Parquet copy and ``trend.png`` (open discrepancies and amount at
+highest amount first), a Parquet copy, the workbook ``discrepancies.xlsx`` (pipelines/workbook.py) and ``trend.png`` (open discrepancies and amount at
 risk per rule over the last 30 evaluated business dates). Files are written to a temporary
 folder and moved into place, so a reader never sees a half-written export."""
 from __future__ import annotations
@@ -13,30 +13,74 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from pipelines.config import RULES
+from pipelines.movement import figures as movement_figures
 from pipelines.reconcile import RATES_CTE
+from pipelines.review import STATES
+from pipelines.workbook import write_workbook
 
 # Highest amount first, compared in the store currency (amounts of different currencies are
-# never compared as raw numbers); each row keeps its own amount and currency.
+# never compared as raw numbers); each row keeps its own amount and currency. The review columns
+# are the current ones (what finance decided so far, recon.discrepancies).
 OPEN_ON_DATE_SQL = "WITH " + RATES_CTE.strip() + """,
 first_seen AS (
     SELECT discrepancy_id, min(business_date) AS first_detected_on
     FROM recon.discrepancy_detections WHERE business_date <= $d GROUP BY discrepancy_id
 )
 SELECT
-    t.discrepancy_id AS "Discrepancy ID", t.rule AS "Rule", t.severity AS "Severity",
-    strftime(t.business_date, '%Y-%m-%d') AS "Business date",
-    strftime(f.first_detected_on, '%Y-%m-%d') AS "First detected on",
-    t.order_reference AS "Order", t.order_line_reference AS "Order line", t.sku AS "SKU",
-    t.rma_reference AS "RMA", t.return_reference AS "WMS return", t.tracking_id AS "Tracking number",
-    t.refund_reference AS "Credit notes", t.quantity_gap AS "Quantity gap",
-    printf('%.2f', t.amount_at_risk) AS "Amount at risk", t.currency AS "Currency",
-    CAST(round(c.amount, 2) AS VARCHAR) AS "Amount at risk (store currency)",
-    CAST(t.details AS VARCHAR) AS "Details"
+    t.discrepancy_id, t.rule, t.severity, t.business_date, f.first_detected_on,
+    CAST(t.business_date - f.first_detected_on AS INTEGER) AS age_days,
+    t.order_reference, t.order_line_reference, t.sku, t.rma_reference, t.return_reference, t.tracking_id,
+    t.refund_reference, t.quantity_gap, t.amount_at_risk, t.currency,
+    CAST(round(c.amount, 2) AS DECIMAL(18,2)) AS amount_store,
+    coalesce(r.review_state, 'NEW') AS review_state, r.assignee, r.last_note,
+    CAST(t.details AS VARCHAR) AS details
 FROM recon.discrepancy_detections t JOIN first_seen f USING (discrepancy_id)
 JOIN converted c ON c.business_date = t.business_date AND c.discrepancy_id = t.discrepancy_id
+LEFT JOIN recon.discrepancies r ON r.discrepancy_id = t.discrepancy_id
 WHERE t.business_date = $d
 ORDER BY c.amount DESC, t.rule, t.discrepancy_id
 """
+
+# Detected on the previous evaluated date and not any more on D: what D resolved.
+RESOLVED_ON_DATE_SQL = "WITH " + RATES_CTE.strip() + """,
+prev AS (SELECT max(business_date) AS p FROM recon.evaluated_dates WHERE business_date < $d),
+first_seen AS (
+    SELECT discrepancy_id, min(business_date) AS first_detected_on
+    FROM recon.discrepancy_detections WHERE business_date <= $d GROUP BY discrepancy_id
+)
+SELECT t.discrepancy_id, t.rule, t.severity, f.first_detected_on, t.business_date AS last_detected_on,
+       t.order_reference, t.sku, t.rma_reference, t.return_reference, t.refund_reference,
+       t.amount_at_risk, t.currency, CAST(round(c.amount, 2) AS DECIMAL(18,2)) AS amount_store,
+       coalesce(r.review_state, 'NEW') AS review_state, r.assignee, r.last_note
+FROM recon.discrepancy_detections t JOIN prev ON t.business_date = prev.p
+JOIN first_seen f USING (discrepancy_id)
+JOIN converted c ON c.business_date = t.business_date AND c.discrepancy_id = t.discrepancy_id
+LEFT JOIN recon.discrepancies r ON r.discrepancy_id = t.discrepancy_id
+WHERE EXISTS (SELECT 1 FROM recon.evaluated_dates WHERE business_date = $d)
+  AND t.discrepancy_id NOT IN (SELECT discrepancy_id FROM recon.discrepancy_detections WHERE business_date = $d)
+ORDER BY c.amount DESC, t.rule, t.discrepancy_id
+"""
+
+# The CSV's headers (the finance file since the first version), in order.
+CSV_COLUMNS = {
+    "discrepancy_id": "Discrepancy ID", "rule": "Rule", "severity": "Severity", "business_date": "Business date",
+    "first_detected_on": "First detected on", "order_reference": "Order", "order_line_reference": "Order line",
+    "sku": "SKU", "rma_reference": "RMA", "return_reference": "WMS return", "tracking_id": "Tracking number",
+    "refund_reference": "Credit notes", "quantity_gap": "Quantity gap", "amount_at_risk": "Amount at risk",
+    "currency": "Currency", "amount_store": "Amount at risk (store currency)", "details": "Details",
+    "review_state": "Review state", "assignee": "Assignee", "last_note": "Note",
+}
+
+
+def csv_frame(typed: pl.DataFrame) -> pl.DataFrame:
+    """The open rows as the CSV shows them: dates as YYYY-MM-DD, money as exact decimal text."""
+    return typed.select(
+        pl.col(c).dt.strftime("%Y-%m-%d").alias(h) if c in ("business_date", "first_detected_on")
+        else pl.col(c).cast(pl.Utf8).alias(h) if c in ("amount_at_risk", "amount_store")
+        else pl.col(c).alias(h)
+        for c, h in CSV_COLUMNS.items())
+
 
 TREND_SQL = "WITH " + RATES_CTE.strip() + """,
 dates AS (
@@ -64,7 +108,12 @@ def neutralise_formulas(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def open_on_date(con: duckdb.DuckDBPyConnection, d: date, store_currency: str = "EUR") -> pl.DataFrame:
+    """The discrepancies open on date d, typed (DATE, DECIMAL), highest amount first."""
     return con.execute(OPEN_ON_DATE_SQL, {"d": d, "store_currency": store_currency}).pl()
+
+
+def resolved_on_date(con: duckdb.DuckDBPyConnection, d: date, store_currency: str = "EUR") -> pl.DataFrame:
+    return con.execute(RESOLVED_ON_DATE_SQL, {"d": d, "store_currency": store_currency}).pl()
 
 
 def trend(con: duckdb.DuckDBPyConnection, d: date, store_currency: str = "EUR") -> pl.DataFrame:
@@ -72,8 +121,12 @@ def trend(con: duckdb.DuckDBPyConnection, d: date, store_currency: str = "EUR") 
     return con.execute(TREND_SQL, {"d": d, "store_currency": store_currency}).pl()
 
 
-def write_export(con: duckdb.DuckDBPyConnection, export_dir: Path, d: date, store_currency: str = "EUR") -> dict:
-    frame = open_on_date(con, d, store_currency)
+def write_export(con: duckdb.DuckDBPyConnection, export_dir: Path, d: date, store_currency: str = "EUR",
+                 severities: dict[str, str] | None = None) -> dict:
+    typed = open_on_date(con, d, store_currency)
+    resolved = resolved_on_date(con, d, store_currency)
+    figures = movement_figures(typed, resolved, list(RULES), severities or {}, STATES)
+    frame = csv_frame(typed)
     trend_frame = trend(con, d, store_currency)
     export_dir.mkdir(parents=True, exist_ok=True)
     final = export_dir / d.isoformat()
@@ -83,6 +136,8 @@ def write_export(con: duckdb.DuckDBPyConnection, export_dir: Path, d: date, stor
         neutralise_formulas(frame).write_csv(staging / "discrepancies.csv")
         frame.write_parquet(staging / "discrepancies.parquet")
         series = write_trend_chart(trend_frame, staging / "trend.png", d, store_currency)
+        write_workbook(staging / "discrepancies.xlsx", d, store_currency, typed, resolved, figures,
+                       staging / "trend.png", STATES)
         if final.exists():
             old = export_dir / f".{d.isoformat()}-old-{os.getpid()}"
             os.replace(final, old)
@@ -94,7 +149,8 @@ def write_export(con: duckdb.DuckDBPyConnection, export_dir: Path, d: date, stor
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return {"csv": final / "discrepancies.csv", "parquet": final / "discrepancies.parquet",
-            "chart": final / "trend.png", "rows": frame.height, "trend": trend_frame, "chart_series": series}
+            "chart": final / "trend.png", "workbook": final / "discrepancies.xlsx", "rows": frame.height,
+            "trend": trend_frame, "chart_series": series, "figures": figures}
 
 
 def remove_stale_staging(export_dir: Path, d: date) -> list[str]:

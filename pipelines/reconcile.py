@@ -94,6 +94,7 @@ def merge_discrepancies(con: duckdb.DuckDBPyConnection, d: date, evaluated_at) -
     con.execute("DELETE FROM recon.evaluated_dates WHERE business_date = $d", {"d": d})
     con.execute("INSERT INTO recon.evaluated_dates VALUES ($d, $t)", {"d": d, "t": evaluated_at})
     run_sql_file(con, SQL_DIR / "recon" / "merge_into_discrepancies.sql")
+    run_sql_file(con, SQL_DIR / "recon" / "merge_into_discrepancy_reviews.sql")
 
 
 # Amounts in the summary and the chart are converted to the store currency at the latest

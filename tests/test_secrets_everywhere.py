@@ -16,6 +16,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 from urllib.parse import quote
 
@@ -52,7 +53,11 @@ def files_hits(root: Path, secrets: list[str]) -> tuple[int, dict[str, list[str]
     found, n = {}, 0
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         n += 1
-        h = hits_in_bytes(path.read_bytes(), secrets)
+        data = path.read_bytes()
+        if zipfile.is_zipfile(path):  # the workbook (.xlsx) is compressed XML: scan what it holds
+            with zipfile.ZipFile(path) as archive:
+                data += b"".join(archive.read(name) for name in archive.namelist())
+        h = hits_in_bytes(data, secrets)
         if h:
             found[str(path.relative_to(root))] = h
     return n, found

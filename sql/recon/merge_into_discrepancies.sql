@@ -4,9 +4,12 @@
 --     RESOLVED); rerunning an earlier date never reopens or closes anything a later date decided;
 --   * first/last_detected_on are the earliest/latest dates it was detected on;
 --   * resolved_on is the first evaluated date after last_detected_on (null while open);
---   * the other columns come from its latest detection.
+--   * the other columns come from its latest detection;
+--   * the review columns are set next, from recon.review_events (merge_into_discrepancy_reviews.sql).
 DELETE FROM recon.discrepancies;
-INSERT INTO recon.discrepancies
+INSERT INTO recon.discrepancies (discrepancy_id, rule, severity, status, business_date, first_detected_on,
+    last_detected_on, resolved_on, order_reference, order_line_reference, rma_reference, return_reference,
+    tracking_id, sku, refund_reference, quantity_gap, amount_at_risk, currency, details)
 WITH latest_eval AS (SELECT max(business_date) AS d FROM recon.evaluated_dates),
 per_id AS (
     SELECT discrepancy_id, min(business_date) AS first_detected_on, max(business_date) AS last_detected_on

@@ -86,5 +86,29 @@ CREATE TABLE IF NOT EXISTS recon.discrepancies (
     quantity_gap INTEGER,
     amount_at_risk DECIMAL(18,2),
     currency VARCHAR,
-    details JSON
+    details JSON,
+    review_state VARCHAR DEFAULT 'NEW',      -- what finance decided (from recon.review_events), apart from status
+    assignee VARCHAR,
+    last_note VARCHAR
+);
+-- (a warehouse created before the review columns existed gets them)
+ALTER TABLE recon.discrepancies ADD COLUMN IF NOT EXISTS review_state VARCHAR DEFAULT 'NEW';
+ALTER TABLE recon.discrepancies ADD COLUMN IF NOT EXISTS assignee VARCHAR;
+ALTER TABLE recon.discrepancies ADD COLUMN IF NOT EXISTS last_note VARCHAR;
+
+-- Every review decision, append-only (reconciliation.md "Review: what finance decided"): never
+-- deleted by a run, a rerun or retention. The current review columns of recon.discrepancies are
+-- derived from it (sql/recon/merge_into_discrepancy_reviews.sql).
+CREATE TABLE IF NOT EXISTS recon.review_events (
+    event_id BIGINT NOT NULL,                -- increasing: the order the changes were made in
+    discrepancy_id VARCHAR NOT NULL,
+    "at" TIMESTAMP NOT NULL,                 -- UTC (a keyword: quoted)
+    actor VARCHAR NOT NULL,                  -- the OS user, or --actor
+    field VARCHAR NOT NULL,                  -- review_state | assignee | note
+    old VARCHAR,
+    new VARCHAR,
+    note VARCHAR,
+    source VARCHAR NOT NULL,                 -- 'cli', or the imported file: '<name> sha256:<hex>'
+    amount_at_risk DECIMAL(18,2),            -- the discrepancy's amount when the change was made:
+    currency VARCHAR                         -- a decision holds while the amount does not change
 );

@@ -1,0 +1,206 @@
+"""The workbook round-trip on the demo world: two business dates run through Dagster, the
+exported ``discrepancies.xlsx`` filled in with openpyxl as a person would, ``recon review import``
+applies what it can and reports the rest; ``recon review set`` / ``list`` on the same warehouse;
+the workbook opens in LibreOffice and its Summary equals ``recon.discrepancies``."""
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import shutil
+import subprocess
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import openpyxl
+import pytest
+
+from conftest import WORLD_END, make_env, query
+from pipelines.cli import main
+from pipelines.workbook import EXPORTED_SHEET, OPEN_SHEET, RESOLVED_SHEET, SUMMARY_SHEET
+
+D0, D = WORLD_END - timedelta(days=1), WORLD_END
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, demo_world, manifest):
+    """Runs D0 and D; yields (settings, path of D's workbook) with the run's environment set."""
+    from pipelines.demo.emulator import WmsEmulator, WmsWorld
+    from pipelines.runner import run_business_date
+    from pipelines.settings import load_settings
+
+    home = tmp_path_factory.mktemp("home")
+    with WmsEmulator(WmsWorld.load(demo_world), tenant_id=manifest["tenant_id"], token=manifest["token"]) as emu, \
+            pytest.MonkeyPatch.context() as mp:
+        for key, value in make_env(home, demo_world, manifest, emu.base_url).items():
+            mp.setenv(key, value)
+        mp.delenv("DAGSTER_HOME", raising=False)
+        settings = load_settings()
+        for d in (D0, D):
+            assert run_business_date(d, settings=settings).success
+        yield settings, settings.export_dir / D.isoformat() / "discrepancies.xlsx"
+
+
+def columns(sheet) -> dict[str, int]:
+    return {c.value: c.column for c in sheet[1]}
+
+
+def open_ids(settings) -> list[str]:
+    return [r[0] for r in query(settings, "SELECT discrepancy_id FROM recon.discrepancies WHERE status = 'OPEN'")]
+
+
+def test_the_workbook_is_laid_out_for_review(exported):
+    settings, path = exported
+    book = openpyxl.load_workbook(path)
+    assert book.sheetnames == [SUMMARY_SHEET, OPEN_SHEET, RESOLVED_SHEET, EXPORTED_SHEET]
+    assert book[EXPORTED_SHEET].sheet_state == "veryHidden"
+    sheet = book[OPEN_SHEET]
+    col = columns(sheet)
+    assert sheet.freeze_panes == "B2" and sheet.auto_filter.ref.startswith("A1:")
+    assert sheet.protection.sheet and sheet.protection.autoFilter is False  # False: filtering allowed
+    ids = [sheet.cell(r, col["Discrepancy ID"]).value for r in range(2, sheet.max_row + 1)]
+    assert sorted(ids) == sorted(open_ids(settings))
+    row = 2
+    for header in ("Review state", "Assignee", "Note"):
+        assert sheet.cell(row, col[header]).protection.locked is False, header
+    for header in ("Discrepancy ID", "Rule", "Amount at risk", "Details"):
+        assert sheet.cell(row, col[header]).protection.locked is True, header
+    currency = sheet.cell(row, col["Currency"]).value
+    assert currency in sheet.cell(row, col["Amount at risk"]).number_format
+    amount = query(settings, "SELECT amount_at_risk FROM recon.discrepancies WHERE discrepancy_id = $i",
+                   {"i": ids[0]})[0][0]
+    assert Decimal(str(sheet.cell(row, col["Amount at risk"]).value)).quantize(Decimal("0.01")) == amount
+    validation = [dv for dv in sheet.data_validations.dataValidation if dv.type == "list"]
+    assert validation and "ACCEPTED" in validation[0].formula1
+    resolved = book[RESOLVED_SHEET]
+    expected_resolved = query(settings, "SELECT discrepancy_id FROM recon.discrepancies WHERE resolved_on = $d",
+                              {"d": D})
+    assert sorted(resolved.cell(r, 1).value for r in range(2, resolved.max_row + 1)) == \
+        sorted(r[0] for r in expected_resolved)
+
+
+def test_filled_in_workbook_imports_what_is_valid_and_reports_the_rest(exported, tmp_path, capsys):
+    settings, path = exported
+    filled = tmp_path / "filled.xlsx"
+    shutil.copy(path, filled)
+    book = openpyxl.load_workbook(filled)
+    sheet = book[OPEN_SHEET]
+    col = columns(sheet)
+    ids = {r: sheet.cell(r, col["Discrepancy ID"]).value for r in range(2, 8)}
+    sheet.cell(2, col["Review state"]).value = "INVESTIGATING"
+    sheet.cell(2, col["Assignee"]).value = "alice"
+    sheet.cell(2, col["Note"]).value = "asked the courier"
+    sheet.cell(3, col["Review state"]).value = "accepted"          # any case
+    sheet.cell(4, col["Review state"]).value = "MAYBE"             # unknown state: row rejected
+    sheet.cell(5, col["Review state"]).value = "RECOVERED"
+    sheet.cell(5, col["Amount at risk"]).value = 0                 # a protected cell: ignored, reported
+    sheet.cell(6, col["Note"]).value = "=HYPERLINK(\"http://x\")"  # text, whatever it looks like
+    last = sheet.max_row + 1
+    sheet.cell(last, col["Discrepancy ID"]).value = "D-0000000000000000"  # unknown id: rejected
+    sheet.cell(last, col["Review state"]).value = "ACCEPTED"
+    book.save(filled)
+    sha = hashlib.sha256(filled.read_bytes()).hexdigest()
+
+    assert main(["review", "import", str(filled), "--actor", "finance-bot"]) == 1
+    out, err = capsys.readouterr()
+    assert "row 4: unknown review state 'MAYBE'" in err
+    assert f"row {last}: unknown discrepancy id 'D-0000000000000000'" in err
+    assert "row 5: protected column 'Amount at risk' changed" in err
+    events = query(settings, 'SELECT discrepancy_id, actor, field, old, new, note, source FROM recon.review_events '
+                             'ORDER BY event_id')
+    source = f"filled.xlsx sha256:{sha}"
+    assert events == [
+        (ids[2], "finance-bot", "review_state", "NEW", "INVESTIGATING", "asked the courier", source),
+        (ids[2], "finance-bot", "assignee", None, "alice", "asked the courier", source),
+        (ids[3], "finance-bot", "review_state", "NEW", "ACCEPTED", None, source),
+        (ids[5], "finance-bot", "review_state", "NEW", "RECOVERED", None, source),
+        (ids[6], "finance-bot", "note", None, "=HYPERLINK(\"http://x\")", "=HYPERLINK(\"http://x\")", source),
+    ]
+    state = dict(query(settings, "SELECT discrepancy_id, review_state FROM recon.discrepancies"))
+    assert (state[ids[2]], state[ids[3]], state[ids[4]], state[ids[5]]) == \
+        ("INVESTIGATING", "ACCEPTED", "NEW", "RECOVERED")
+    amount_before = query(settings, "SELECT amount_at_risk FROM recon.discrepancies WHERE discrepancy_id = $i",
+                          {"i": ids[5]})[0][0]
+    assert amount_before != 0
+
+    # twice: nothing changes
+    assert main(["review", "import", str(filled), "--actor", "finance-bot"]) == 1
+    assert "0 change(s) applied" in capsys.readouterr().out
+    assert len(query(settings, "SELECT * FROM recon.review_events")) == len(events)
+
+    # a decision made since the export is not overridden by a cell left as it was exported
+    assert main(["review", "set", ids[7], "--state", "written off", "--note", "below threshold"]) == 0
+    capsys.readouterr()
+    assert main(["review", "import", str(filled)]) == 1
+    assert dict(query(settings, "SELECT discrepancy_id, review_state FROM recon.discrepancies"))[ids[7]] == \
+        "WRITTEN_OFF"
+
+    # the queue: to do, then by state and assignee
+    assert main(["review", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert ids[2] in listed and ids[3] not in listed and "1 ACCEPTED" in listed
+    assert main(["review", "list", "--assignee", "alice"]) == 0
+    listed = capsys.readouterr().out
+    assert ids[2] in listed and "1 open discrepancy to review" in listed
+    assert main(["review", "list", "--state", "accepted"]) == 0
+    assert ids[3] in capsys.readouterr().out
+
+
+def test_review_set_rejects_unknown_ids_and_states_with_one_line_and_applies_nothing(exported, capsys):
+    settings, _ = exported
+    before = query(settings, "SELECT count(*) FROM recon.review_events")[0][0]
+    known = open_ids(settings)[-1]
+    assert main(["review", "set", known, "D-ffffffffffffffff", "--state", "ACCEPTED"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "recon: unknown discrepancy id D-ffffffffffffffff"
+    assert main(["review", "set", known, "--state", "DONE"]) == 2
+    assert "unknown review state 'DONE'" in capsys.readouterr().err
+    assert query(settings, "SELECT count(*) FROM recon.review_events")[0][0] == before
+    assert main(["review", "set", known, "--state", "INVESTIGATING", "--assignee", "bo"]) == 0
+    assert query(settings, "SELECT actor, source FROM recon.review_events ORDER BY event_id DESC LIMIT 1")[0] == \
+        (os.environ.get("USER") or __import__("getpass").getuser(), "cli")
+
+
+def soffice() -> str:
+    found = shutil.which("soffice") or shutil.which("libreoffice")
+    if not found:
+        reason = "LibreOffice (soffice) is not installed"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}, and CI is set: .ci/run installs it")
+        pytest.skip(reason)
+    return found
+
+
+def test_the_workbook_opens_in_libreoffice_and_its_summary_equals_the_register(exported, tmp_path):
+    settings, path = exported
+    exe = soffice()
+    profile = f"-env:UserInstallation=file://{tmp_path / 'lo-profile'}"
+    env = {**os.environ, "HOME": str(tmp_path)}
+    for target in ("pdf", "csv"):
+        done = subprocess.run([exe, profile, "--headless", "--norestore", "--convert-to", target, "--outdir",
+                               str(tmp_path), str(path)], capture_output=True, text=True, timeout=180, env=env)
+        assert done.returncode == 0, done.stderr
+        out = tmp_path / f"discrepancies.{target}"
+        assert out.exists() and out.stat().st_size > 0, (done.stdout, done.stderr)
+    assert (tmp_path / "discrepancies.pdf").read_bytes().startswith(b"%PDF")
+    rows = list(csv.reader((tmp_path / "discrepancies.csv").open(encoding="utf-8", errors="replace")))
+    # the first sheet (Summary) as LibreOffice computed it: its per-rule table, then the blocks
+    by_label = {r[0]: r for r in rows if r and r[0]}
+    register = dict(query(settings, "SELECT rule, count(*) FROM recon.discrepancies WHERE status = 'OPEN' "
+                                    "GROUP BY rule"))
+    from pipelines.config import RULES
+    for rule in RULES:
+        assert int(by_label[rule][2]) == register.get(rule, 0), rule
+    assert int(by_label["Total"][2]) == sum(register.values())
+    (new, persisting, resolved), = query(settings, """
+        SELECT count(*) FILTER (WHERE status = 'OPEN' AND first_detected_on = $d),
+               count(*) FILTER (WHERE status = 'OPEN' AND first_detected_on < $d),
+               count(*) FILTER (WHERE resolved_on = $d) FROM recon.discrepancies""", {"d": D})
+    assert (int(by_label["new today"][1]), int(by_label["persisting"][1]), int(by_label["resolved today"][1])) == \
+        (new, persisting, resolved)
+    assert new > 0 and persisting > 0
+    assert int(by_label["0-1 days"][1]) == new + persisting  # two dates: everything is at most a day old
+    assert int(by_label["NEW"][1]) + sum(int(by_label[s][1]) for s in
+                                         ("INVESTIGATING", "ACCEPTED", "RECOVERED", "WRITTEN_OFF",
+                                          "FALSE_POSITIVE")) == sum(register.values())
