@@ -33,7 +33,7 @@ SELECT
     t.order_reference, t.order_line_reference, t.sku, t.rma_reference, t.return_reference, t.tracking_id,
     t.refund_reference, t.quantity_gap, t.amount_at_risk, t.currency,
     CAST(round(c.amount, 2) AS DECIMAL(18,2)) AS amount_store,
-    coalesce(r.review_state, 'NEW') AS review_state, r.assignee, r.last_note,
+    t.explanation, coalesce(r.review_state, 'NEW') AS review_state, r.assignee, r.last_note,
     CAST(t.details AS VARCHAR) AS details
 FROM recon.discrepancy_detections t JOIN first_seen f USING (discrepancy_id)
 JOIN converted c ON c.business_date = t.business_date AND c.discrepancy_id = t.discrepancy_id
@@ -51,7 +51,7 @@ first_seen AS (
 )
 SELECT t.discrepancy_id, t.rule, t.severity, f.first_detected_on, t.business_date AS last_detected_on,
        t.order_reference, t.sku, t.rma_reference, t.return_reference, t.refund_reference,
-       t.amount_at_risk, t.currency, CAST(round(c.amount, 2) AS DECIMAL(18,2)) AS amount_store,
+       t.amount_at_risk, t.currency, CAST(round(c.amount, 2) AS DECIMAL(18,2)) AS amount_store, t.explanation,
        coalesce(r.review_state, 'NEW') AS review_state, r.assignee, r.last_note
 FROM recon.discrepancy_detections t JOIN prev ON t.business_date = prev.p
 JOIN first_seen f USING (discrepancy_id)
@@ -69,6 +69,7 @@ CSV_COLUMNS = {
     "sku": "SKU", "rma_reference": "RMA", "return_reference": "WMS return", "tracking_id": "Tracking number",
     "refund_reference": "Credit notes", "quantity_gap": "Quantity gap", "amount_at_risk": "Amount at risk",
     "currency": "Currency", "amount_store": "Amount at risk (store currency)", "details": "Details",
+    "explanation": "Explanation",
     "review_state": "Review state", "assignee": "Assignee", "last_note": "Note",
 }
 

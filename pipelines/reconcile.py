@@ -21,7 +21,7 @@ from pipelines.settings import SQL_DIR
 CORE_TABLES = ("order_lines", "data_issues", "rma_lines", "wms_returns", "wms_return_units", "refund_lines",
                "stock_adjustment_lines", "stock_levels")
 RULE_COLUMNS = ("order_reference, order_line_reference, rma_reference, return_reference, tracking_id, sku, "
-                "refund_reference, quantity_gap, amount_at_risk, currency, details")
+                "refund_reference, quantity_gap, amount_at_risk, currency, details, explanation")
 
 
 def register_config_tables(con: duckdb.DuckDBPyConnection, cfg: ReconConfig) -> None:
@@ -76,12 +76,14 @@ def detect(con: duckdb.DuckDBPyConnection, d: date, cfg: ReconConfig) -> dict[st
     for rule in RULES:
         body = rule_sql_path(rule).read_text().strip().rstrip(";")
         sql = f"""
-            INSERT INTO recon.discrepancy_detections
+            INSERT INTO recon.discrepancy_detections (business_date, discrepancy_id, rule, severity,
+                   order_reference, order_line_reference, rma_reference, return_reference, tracking_id, sku,
+                   refund_reference, quantity_gap, amount_at_risk, currency, details, explanation)
             SELECT $business_date, 'D-' || substr(md5($rule || '|' || grain_key), 1, 16), $rule, $severity,
                    order_reference, order_line_reference, rma_reference, return_reference, tracking_id, sku,
                    refund_reference, CAST(quantity_gap AS INTEGER),
                    CAST(round(CAST(amount_at_risk AS DECIMAL(24,8)), 2) AS DECIMAL(18,2)), currency,
-                   CAST(details AS JSON)
+                   CAST(details AS JSON), explanation
             FROM ({body}) AS hits"""
         run_sql(con, sql, {**params(d, cfg), "rule": rule, "severity": cfg.severities[rule]})
         counts[rule] = con.execute(

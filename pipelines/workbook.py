@@ -28,7 +28,7 @@ OPEN_COLUMNS = (
     ("discrepancy_id", "Discrepancy ID", 19), ("rule", "Rule", 26), ("severity", "Severity", 9),
     ("first_detected_on", "First detected on", 12), ("age_days", "Age (days)", 8),
     ("amount_at_risk", "Amount at risk", 15), ("currency", "Currency", 8),
-    ("amount_store", "Amount at risk (store currency)", 17),
+    ("amount_store", "Amount at risk (store currency)", 17), ("explanation", "Explanation", 70),
     ("review_state", "Review state", 16), ("assignee", "Assignee", 14), ("last_note", "Note", 40),
     ("order_reference", "Order", 10), ("order_line_reference", "Order line", 12), ("sku", "SKU", 18),
     ("rma_reference", "RMA", 12), ("return_reference", "WMS return", 16), ("tracking_id", "Tracking number", 20),
@@ -39,8 +39,8 @@ RESOLVED_COLUMNS = (
     ("discrepancy_id", "Discrepancy ID", 19), ("rule", "Rule", 26), ("severity", "Severity", 9),
     ("first_detected_on", "First detected on", 12), ("last_detected_on", "Last detected on", 12),
     ("amount_at_risk", "Amount at risk", 15), ("currency", "Currency", 8),
-    ("amount_store", "Amount at risk (store currency)", 17), ("review_state", "Review state", 16),
-    ("assignee", "Assignee", 14), ("last_note", "Note", 40), ("order_reference", "Order", 10), ("sku", "SKU", 18),
+    ("amount_store", "Amount at risk (store currency)", 17), ("explanation", "Explanation", 70),
+    ("review_state", "Review state", 16), ("assignee", "Assignee", 14), ("last_note", "Note", 40), ("order_reference", "Order", 10), ("sku", "SKU", 18),
     ("rma_reference", "RMA", 12), ("return_reference", "WMS return", 16), ("refund_reference", "Credit notes", 16),
 )
 FORMULA_START = re.compile(r"^[=+\-@\t\r]")

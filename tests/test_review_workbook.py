@@ -204,3 +204,88 @@ def test_the_workbook_opens_in_libreoffice_and_its_summary_equals_the_register(e
     assert int(by_label["NEW"][1]) + sum(int(by_label[s][1]) for s in
                                          ("INVESTIGATING", "ACCEPTED", "RECOVERED", "WRITTEN_OFF",
                                           "FALSE_POSITIVE")) == sum(register.values())
+
+
+# Per rule, the evidence its sentence must name: (kind, key) with key a details field or a
+# register column. money: "240.00 EUR" in the row's currency; units: "2 units"; days: "14 days";
+# id: every comma-separated id; date: YYYY-MM-DD; text: the value as it is; count: the number.
+EVIDENCE = {
+    "DUPLICATE_REFUND": [("money", "refunded_amount"), ("money", "allowed_amount"), ("count", "credit_note_count"),
+                         ("units", "requested_units"), ("id", "order_reference"), ("id", "refund_reference"),
+                         ("money", "amount_at_risk")],
+    "OVER_REFUND": [("money", "refunded_amount"), ("money", "allowed_amount"), ("money", "unit_gross"),
+                    ("units", "requested_units"), ("id", "order_reference"), ("id", "refund_reference"),
+                    ("money", "amount_at_risk")],
+    "REFUND_WITHOUT_RECEIPT": [("units", "refunded_units"), ("units", "received_units"), ("money", "refunded_amount"),
+                               ("id", "order_reference"), ("id", "refund_reference"), ("money", "amount_at_risk")],
+    "RECEIVED_NOT_REFUNDED": [("units", "accepted_units"), ("units", "refunded_units"), ("date", "latest_completed_at"),
+                              ("days", "refund_sla_days"), ("id", "order_reference"), ("id", "return_reference"),
+                              ("money", "amount_at_risk")],
+    "REFUND_FOR_DAMAGED_GOODS": [("units", "refunded_units"), ("units", "received_units"), ("count", "damaged_units"),
+                                 ("id", "order_reference"), ("money", "amount_at_risk")],
+    "QUANTITY_MISMATCH": [("units", "requested_units"), ("units", "received_units"), ("id", "order_reference"),
+                          ("id", "return_reference"), ("money", "amount_at_risk")],
+    "RMA_NOT_RECEIVED": [("date", "authorized_since"), ("days", "transit_days"), ("units", "quantity"),
+                         ("id", "rma_reference"), ("money", "amount_at_risk")],
+    "STATUS_MISMATCH": [("id", "rma_reference"), ("text", "rma_status_name")],
+    "ORPHAN_WMS_RETURN": [("id", "return_reference"), ("units", "units"), ("id", "order_reference"),
+                          ("money", "amount_at_risk")],
+    "REFERENCE_MISMATCH": [("id", "return_reference"), ("id", "rma_reference"), ("id", "wms_order_reference"),
+                           ("id", "rma_order_references"), ("id", "tracking_id")],
+    "RESTOCK_MISMATCH": [("units", "undamaged_units"), ("units", "restocked_units"), ("id", "return_reference"),
+                         ("days", "restock_lag_days"), ("money", "amount_at_risk")],
+    "ORPHAN_REFUND": [("id", "refund_reference"), ("money", "amount"), ("id", "order_reference")],
+    "UNSYNCED_STOCK_ADJUSTMENT": [("units", "wms_available_stock"), ("count", "storefront_quantity"),
+                                  ("units", "restocked_units"), ("id", "sku"), ("money", "amount_at_risk")],
+    "REFUND_CURRENCY_MISMATCH": [("money", "amount"), ("text", "order_currency"), ("id", "refund_reference")],
+}
+
+
+def _expected(kind: str, value, currency) -> str:
+    import re
+    from decimal import ROUND_HALF_UP
+    if kind == "money":
+        text = str(Decimal(str(value)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+        return re.escape(f"{text} {currency}" if currency else text)
+    if kind == "units":
+        return rf"(?<![\d.]){int(value)} units?\b"
+    if kind == "days":
+        return rf"(?<![\d.]){int(value)} days?\b"
+    if kind == "count":
+        return rf"(?<![\d.]){int(value)}(?![\d.])"
+    if kind == "date":
+        return re.escape(str(value)[:10])
+    return re.escape(str(value))
+
+
+def test_every_discrepancy_explains_itself_with_the_numbers_its_rule_compared(exported):
+    import json
+    import re
+
+    from pipelines.config import RULES
+
+    settings, path = exported
+    rows = query(settings, "SELECT rule, explanation, CAST(details AS VARCHAR), order_reference, rma_reference, "
+                           "return_reference, refund_reference, sku, tracking_id, amount_at_risk, currency "
+                           "FROM recon.discrepancies")
+    assert {r[0] for r in rows} == set(RULES), "the demo world fires every rule"
+    assert set(EVIDENCE) == set(RULES)
+    for rule, explanation, details, *cols in rows:
+        assert explanation and explanation.endswith(".") and "\n" not in explanation, (rule, explanation)
+        values = {**json.loads(details), **dict(zip(("order_reference", "rma_reference", "return_reference",
+                                                     "refund_reference", "sku", "tracking_id", "amount_at_risk"), cols))}
+        currency = values.get("refund_currency") or cols[-1]
+        for kind, key in EVIDENCE[rule]:
+            value = values.get(key)
+            if value is None:
+                continue  # e.g. no WMS return matched: the sentence says "none"
+            parts = [p.strip() for p in str(value).split(",")] if kind == "id" else [value]
+            for part in parts:
+                assert re.search(_expected(kind, part, currency), explanation), (rule, key, part, explanation)
+    # the sentence is in the CSV and the workbook too
+    import polars as pl
+    frame = pl.read_csv(path.with_suffix(".csv"), infer_schema=False)
+    assert frame["Explanation"].null_count() == 0
+    sheet = openpyxl.load_workbook(path, read_only=True)[OPEN_SHEET]
+    header = [c.value for c in next(sheet.iter_rows(max_row=1))]
+    assert "Explanation" in header

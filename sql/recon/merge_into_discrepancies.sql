@@ -9,7 +9,7 @@
 DELETE FROM recon.discrepancies;
 INSERT INTO recon.discrepancies (discrepancy_id, rule, severity, status, business_date, first_detected_on,
     last_detected_on, resolved_on, order_reference, order_line_reference, rma_reference, return_reference,
-    tracking_id, sku, refund_reference, quantity_gap, amount_at_risk, currency, details)
+    tracking_id, sku, refund_reference, quantity_gap, amount_at_risk, currency, details, explanation)
 WITH latest_eval AS (SELECT max(business_date) AS d FROM recon.evaluated_dates),
 per_id AS (
     SELECT discrepancy_id, min(business_date) AS first_detected_on, max(business_date) AS last_detected_on
@@ -29,7 +29,7 @@ SELECT
         (SELECT min(v.business_date) FROM recon.evaluated_dates v WHERE v.business_date > p.last_detected_on)
     END,
     r.order_reference, r.order_line_reference, r.rma_reference, r.return_reference, r.tracking_id,
-    r.sku, r.refund_reference, r.quantity_gap, r.amount_at_risk, r.currency, r.details
+    r.sku, r.refund_reference, r.quantity_gap, r.amount_at_risk, r.currency, r.details, r.explanation
 FROM latest_row r
 JOIN per_id p USING (discrepancy_id)
 CROSS JOIN latest_eval e;

@@ -9,7 +9,12 @@ SELECT
     currency,
     json_object('credit_note_count', credit_note_count, 'refunded_amount', refunded_amount,
                 'requested_units', requested_units, 'unit_gross', unit_gross,
-                'allowed_amount', requested_units * unit_gross, 'tolerance', CAST($amount_tolerance AS DECIMAL(18,6))) AS details
+                'allowed_amount', requested_units * unit_gross, 'tolerance', CAST($amount_tolerance AS DECIMAL(18,6))) AS details,
+    'Refunded ' || money_text(refunded_amount, currency) || ' with ' || credit_note_count || ' credit notes ('
+        || ids_text(credit_notes, 'none') || ') for order ' || order_reference || ' / SKU ' || coalesce(sku, '?')
+        || ', but the RMA (' || ids_text(rma_references, 'none') || ') requested ' || units_text(requested_units)
+        || ' worth ' || money_text(requested_units * unit_gross, currency) || ': '
+        || money_text(refunded_amount - requested_units * unit_gross, currency) || ' refunded more than once.' AS explanation
 FROM recon.order_line_positions
 WHERE business_date = $business_date
   AND unjudged_reason IS NULL

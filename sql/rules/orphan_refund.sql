@@ -8,7 +8,11 @@ SELECT
     NULL AS tracking_id, NULL AS sku, f.credit_note_number AS refund_reference,
     NULL AS quantity_gap, f.amount AS amount_at_risk, f.currency,
     json_object('refund_type', f.refund_type, 'credit_note_date', f.credit_note_date, 'amount', f.amount,
-                'order_known', f.order_currency IS NOT NULL) AS details
+                'order_known', f.order_currency IS NOT NULL) AS details,
+    'Credit note ' || f.credit_note_number || ' paid out ' || money_text(f.amount, f.currency) || ' for order '
+        || coalesce(f.order_reference, '?') || ' line ' || coalesce(f.order_line_reference, '?') || ', but '
+        || CASE WHEN f.order_currency IS NULL THEN 'the shop has no such order'
+                ELSE 'the order has no such line' END || ': money out with nothing returned against it.' AS explanation
 FROM core.refund_lines f
 WHERE f.business_date = $business_date
   AND f.is_money_out

@@ -20,7 +20,13 @@ SELECT
     any_value(u.currency) AS currency,
     json_object('wms_state', w.state, 'order_known', bool_or(u.known_order IS NOT NULL),
                 'units', count(u.line_item_reference),
-                'skus', string_agg(DISTINCT u.sku, ',' ORDER BY u.sku)) AS details
+                'skus', string_agg(DISTINCT u.sku, ',' ORDER BY u.sku)) AS details,
+    'Warehouse return ' || w.return_reference || ' (' || w.state || ', tracking ' || coalesce(w.tracking_id, 'none')
+        || ', ' || units_text(count(u.line_item_reference)) || ' of ' || coalesce(string_agg(DISTINCT u.sku, ', ' ORDER BY u.sku), 'no SKU')
+        || ') names order ' || coalesce(w.order_reference, '?')
+        || CASE WHEN bool_or(u.known_order IS NOT NULL) THEN '' ELSE ' (unknown to the shop)' END
+        || ' but matches no RMA: ' || money_text(coalesce(sum(u.unit_gross) FILTER (WHERE u.state <> 'Missing'), 0), any_value(u.currency))
+        || ' of goods nobody authorised.' AS explanation
 FROM core.wms_returns w
 LEFT JOIN units u ON u.return_reference = w.return_reference
 WHERE w.business_date = $business_date

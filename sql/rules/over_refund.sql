@@ -8,7 +8,12 @@ SELECT
     refunded_amount - requested_units * unit_gross AS amount_at_risk,
     currency,
     json_object('refunded_amount', refunded_amount, 'requested_units', requested_units, 'unit_gross', unit_gross,
-                'allowed_amount', requested_units * unit_gross, 'tolerance', CAST($amount_tolerance AS DECIMAL(18,6))) AS details
+                'allowed_amount', requested_units * unit_gross, 'tolerance', CAST($amount_tolerance AS DECIMAL(18,6))) AS details,
+    'Credit note ' || ids_text(credit_notes, '?') || ' refunded ' || money_text(refunded_amount, currency)
+        || ' for order ' || order_reference || ' / SKU ' || coalesce(sku, '?') || ', but the RMA ('
+        || ids_text(rma_references, 'none') || ') requested ' || units_text(requested_units) || ' worth '
+        || money_text(requested_units * unit_gross, currency) || ' (' || money_text(unit_gross, currency)
+        || ' each): ' || money_text(refunded_amount - requested_units * unit_gross, currency) || ' too much.' AS explanation
 FROM recon.order_line_positions
 WHERE business_date = $business_date
   AND unjudged_reason IS NULL

@@ -8,7 +8,12 @@ SELECT
     abs(received_units - requested_units) * unit_gross AS amount_at_risk,
     currency,
     json_object('received_units', received_units, 'requested_units', requested_units,
-                'matched_returns', matched_returns, 'unit_gross', unit_gross) AS details
+                'matched_returns', matched_returns, 'unit_gross', unit_gross) AS details,
+    'The RMA (' || ids_text(rma_references, 'none') || ') requested ' || units_text(requested_units) || ' for order '
+        || order_reference || ' / SKU ' || coalesce(sku, '?') || ', but the completed WMS return ('
+        || ids_text(matched_returns, 'none') || ') received ' || units_text(received_units) || ': '
+        || units_text(abs(received_units - requested_units)) || ' worth '
+        || money_text(abs(received_units - requested_units) * unit_gross, currency) || ' apart.' AS explanation
 FROM recon.order_line_positions
 WHERE business_date = $business_date
   AND unjudged_reason IS NULL

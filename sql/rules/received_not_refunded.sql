@@ -11,7 +11,12 @@ SELECT
     currency,
     json_object('accepted_units', accepted_units, 'refunded_units', refunded_units,
                 'refunded_amount', refunded_amount, 'unit_gross', unit_gross,
-                'latest_completed_at', latest_completed_at, 'refund_sla_days', $refund_sla_days) AS details
+                'latest_completed_at', latest_completed_at, 'refund_sla_days', $refund_sla_days) AS details,
+    'The warehouse accepted ' || units_text(accepted_units) || ' for order ' || order_reference || ' / SKU '
+        || coalesce(sku, '?') || ' (WMS return ' || ids_text(matched_returns, 'none') || ', completed '
+        || coalesce(strftime(latest_completed_at, '%Y-%m-%d'), '?') || '), but only ' || units_text(refunded_units)
+        || ' refunded (' || ids_text(credit_notes, 'no credit note') || ') after more than ' || days_text($refund_sla_days)
+        || ': ' || money_text((accepted_units - refunded_units) * unit_gross, currency) || ' still owed to the customer.' AS explanation
 FROM recon.order_line_positions
 WHERE business_date = $business_date
   AND unjudged_reason IS NULL

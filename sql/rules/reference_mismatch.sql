@@ -8,7 +8,11 @@ SELECT
     NULL AS quantity_gap, 0 AS amount_at_risk, NULL AS currency,
     json_object('wms_order_reference', min(m.wms_order_reference),
                 'rma_order_references', string_agg(DISTINCT m.rma_order_reference, ','),
-                'match_method', 'tracking') AS details
+                'match_method', 'tracking') AS details,
+    'Warehouse return ' || m.return_reference || ' was matched to RMA '
+        || string_agg(DISTINCT m.rma_reference, ', ' ORDER BY m.rma_reference) || ' by tracking number '
+        || coalesce(min(m.wms_tracking_id), '?') || ', but it names order ' || coalesce(min(m.wms_order_reference), 'none')
+        || ' where the RMA names order ' || coalesce(string_agg(DISTINCT m.rma_order_reference, ', '), 'none') || '.' AS explanation
 FROM recon.rma_matches m
 WHERE m.business_date = $business_date
   AND m.method = 'tracking'

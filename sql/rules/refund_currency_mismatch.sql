@@ -9,7 +9,10 @@ SELECT
     NULL AS tracking_id, f.sku, f.credit_note_number AS refund_reference,
     NULL AS quantity_gap, f.amount AS amount_at_risk, f.currency,
     json_object('refund_currency', f.currency, 'order_currency', f.order_currency, 'amount', f.amount,
-                'refund_type', f.refund_type, 'credit_note_date', f.credit_note_date) AS details
+                'refund_type', f.refund_type, 'credit_note_date', f.credit_note_date) AS details,
+    'Credit note ' || f.credit_note_number || ' refunded ' || money_text(f.amount, f.currency) || ' for order '
+        || f.order_reference || ' / SKU ' || coalesce(f.sku, '?') || ', but the order was paid in '
+        || coalesce(f.order_currency, '?') || ': the refund is in the wrong currency.' AS explanation
 FROM core.refund_lines f
 WHERE f.business_date = $business_date
   AND f.is_money_out

@@ -9,7 +9,12 @@ SELECT
     (refunded_units - (received_units - damaged_units)) * unit_gross AS amount_at_risk,
     currency,
     json_object('refunded_units', refunded_units, 'received_units', received_units,
-                'damaged_units', damaged_units, 'unit_gross', unit_gross) AS details
+                'damaged_units', damaged_units, 'unit_gross', unit_gross) AS details,
+    'Refunded ' || units_text(refunded_units) || ' (' || ids_text(credit_notes, 'no credit note') || ') for order '
+        || order_reference || ' / SKU ' || coalesce(sku, '?') || ', but the warehouse graded ' || damaged_units || ' of the '
+        || units_text(received_units) || ' received damaged (WMS return ' || ids_text(matched_returns, 'none')
+        || '): ' || money_text((refunded_units - (received_units - damaged_units)) * unit_gross, currency)
+        || ' refunded for damaged goods.' AS explanation
 FROM recon.order_line_positions
 WHERE business_date = $business_date
   AND unjudged_reason IS NULL

@@ -9,7 +9,12 @@ SELECT
     currency,
     json_object('refunded_units', refunded_units, 'received_units', received_units,
                 'refunded_amount', refunded_amount, 'unit_gross', unit_gross,
-                'matched_returns', matched_returns) AS details
+                'matched_returns', matched_returns) AS details,
+    'Refunded ' || units_text(refunded_units) || ' (' || ids_text(credit_notes, 'no credit note') || ', '
+        || money_text(refunded_amount, currency) || ') for order ' || order_reference || ' / SKU ' || coalesce(sku, '?')
+        || ', but the warehouse received ' || units_text(received_units) || ' (RMA ' || ids_text(rma_references, 'none')
+        || ', WMS return ' || ids_text(matched_returns, 'none') || '): '
+        || money_text((refunded_units - received_units) * unit_gross, currency) || ' paid for goods not received.' AS explanation
 FROM recon.order_line_positions
 WHERE business_date = $business_date
   AND unjudged_reason IS NULL

@@ -11,7 +11,11 @@ SELECT
     r.quantity * l.unit_gross AS amount_at_risk,
     l.currency,
     json_object('authorized_since', r.authorized_since, 'transit_days', $transit_days,
-                'quantity', r.quantity, 'unit_gross', l.unit_gross, 'source', r.source) AS details
+                'quantity', r.quantity, 'unit_gross', l.unit_gross, 'source', r.source) AS details,
+    'RMA ' || r.rma_reference || ' (order ' || coalesce(r.order_reference, '?') || ' / SKU ' || coalesce(r.sku, '?') || ', '
+        || units_text(r.quantity) || ', tracking ' || coalesce(r.tracking_id, 'none') || ') has been authorised since '
+        || strftime(r.authorized_since, '%Y-%m-%d') || ', but no parcel arrived at the warehouse within ' || days_text($transit_days)
+        || ': ' || money_text(r.quantity * l.unit_gross, l.currency) || ' at risk.' AS explanation
 FROM core.rma_lines r
 LEFT JOIN core.order_lines l
        ON l.business_date = $business_date AND l.order_reference = r.order_reference AND l.sku_key = r.sku_key

@@ -21,7 +21,17 @@ SELECT
     json_object('kind', CASE WHEN r.status = 'COMPLETED' THEN 'rma_completed_wms_not_completed'
                              ELSE 'wms_completed_rma_open' END,
                 'rma_status', r.status, 'rma_status_name', r.status_name,
-                'wms_latest_completed_at', m.latest_completed_at, 'status_lag_days', $status_lag_days) AS details
+                'wms_latest_completed_at', m.latest_completed_at, 'status_lag_days', $status_lag_days) AS details,
+    CASE WHEN r.status = 'COMPLETED'
+             THEN 'RMA ' || r.rma_reference || ' (order ' || coalesce(r.order_reference, '?') || ' / SKU ' || coalesce(r.sku, '?')
+                  || ') is ' || coalesce(r.status_name, r.status) || ' in the shop, but '
+                  || CASE WHEN m.returns IS NULL THEN 'no warehouse return matches it'
+                          ELSE 'its warehouse return ' || ids_text(m.returns, '') || ' is not completed' END || '.'
+             ELSE 'The warehouse completed return ' || ids_text(m.returns, '?') || ' on '
+                  || strftime(m.latest_completed_at, '%Y-%m-%d') || ', but RMA ' || r.rma_reference || ' (order '
+                  || coalesce(r.order_reference, '?') || ' / SKU ' || coalesce(r.sku, '?') || ') is still '
+                  || coalesce(r.status_name, r.status) || ' in the shop after more than ' || days_text($status_lag_days) || '.'
+        END AS explanation
 FROM core.rma_lines r
 LEFT JOIN m ON m.rma_reference = r.rma_reference
 LEFT JOIN core.order_lines l

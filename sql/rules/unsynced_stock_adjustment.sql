@@ -19,7 +19,13 @@ SELECT
     json_object('wms_available_stock', s.wms_available_stock, 'storefront_quantity', s.storefront_quantity,
                 'storefront_price', s.storefront_price, 'restocked_units', r.units,
                 'last_restock_at', r.last_restock_at,
-                'stock_lookback_days', $stock_lookback_days) AS details
+                'stock_lookback_days', $stock_lookback_days) AS details,
+    'SKU ' || s.sku || ': the warehouse has ' || units_text(s.wms_available_stock) || ' available after restocking '
+        || units_text(r.units) || ' from return ' || ids_text(r.returns, '?') || ' (last on '
+        || strftime(r.last_restock_at, '%Y-%m-%d') || '), but the shop shows ' || s.storefront_quantity || ': '
+        || units_text(s.wms_available_stock - s.storefront_quantity) || ' worth '
+        || money_text((s.wms_available_stock - s.storefront_quantity) * s.storefront_price, $store_currency)
+        || ' not back on sale.' AS explanation
 FROM core.stock_levels s
 JOIN restocks r USING (sku)
 WHERE s.business_date = $business_date

@@ -14,3 +14,15 @@ CREATE OR REPLACE MACRO main.div_half_up_8(n, d) AS
 CREATE OR REPLACE MACRO main.div_round_units(a, b) AS
     CAST((CAST(a * 10000000000 AS HUGEINT) * 2 + CAST(b * 10000000000 AS HUGEINT))
          // (2 * CAST(nullif(b * 10000000000, 0) AS HUGEINT)) AS INTEGER);
+
+-- Text for the explanations of sql/rules/*.sql: money exact to the cent with its currency
+-- ("240.00 EUR"; half-up, never through a DOUBLE) and a count of units or days ("1 unit", "2 units", "1 day").
+CREATE OR REPLACE MACRO main.money_text(amount, currency) AS
+    coalesce(CAST(CAST(round(amount, 2) AS DECIMAL(18,2)) AS VARCHAR), '?') || coalesce(' ' || currency, '');
+CREATE OR REPLACE MACRO main.units_text(n) AS
+    coalesce(CAST(n AS VARCHAR), '?') || CASE WHEN n = 1 THEN ' unit' ELSE ' units' END;
+CREATE OR REPLACE MACRO main.days_text(n) AS
+    coalesce(CAST(n AS VARCHAR), '?') || CASE WHEN n = 1 THEN ' day' ELSE ' days' END;
+-- A list of ids for a sentence ("CN-19, CN-20"), or the given word when there is none.
+CREATE OR REPLACE MACRO main.ids_text(ids, none_word) AS
+    coalesce(nullif(replace(ids, ',', ', '), ''), none_word);

@@ -57,8 +57,10 @@ CREATE TABLE IF NOT EXISTS recon.discrepancy_detections (
     quantity_gap INTEGER,
     amount_at_risk DECIMAL(18,2),
     currency VARCHAR,
-    details JSON
+    details JSON,
+    explanation VARCHAR                      -- the rule's sentence built from details
 );
+ALTER TABLE recon.discrepancy_detections ADD COLUMN IF NOT EXISTS explanation VARCHAR;
 
 -- Business dates the reconciliation has evaluated (a quiet date has no detections).
 CREATE TABLE IF NOT EXISTS recon.evaluated_dates (
@@ -89,12 +91,14 @@ CREATE TABLE IF NOT EXISTS recon.discrepancies (
     details JSON,
     review_state VARCHAR DEFAULT 'NEW',      -- what finance decided (from recon.review_events), apart from status
     assignee VARCHAR,
-    last_note VARCHAR
+    last_note VARCHAR,
+    explanation VARCHAR                      -- one plain sentence a finance reader can act on (from details)
 );
 -- (a warehouse created before the review columns existed gets them)
 ALTER TABLE recon.discrepancies ADD COLUMN IF NOT EXISTS review_state VARCHAR DEFAULT 'NEW';
 ALTER TABLE recon.discrepancies ADD COLUMN IF NOT EXISTS assignee VARCHAR;
 ALTER TABLE recon.discrepancies ADD COLUMN IF NOT EXISTS last_note VARCHAR;
+ALTER TABLE recon.discrepancies ADD COLUMN IF NOT EXISTS explanation VARCHAR;
 
 -- Every review decision, append-only (reconciliation.md "Review: what finance decided"): never
 -- deleted by a run, a rerun or retention. The current review columns of recon.discrepancies are
