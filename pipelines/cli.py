@@ -72,7 +72,12 @@ def _print_summary(outcome) -> None:
 
     print(f"Discrepancies open on {outcome.business_date}:")
     print(summary_text(outcome.summary))
+    export = outcome.metadata.get("exports/finance_export", {})
+    if export.get("movement_text"):
+        print(export["movement_text"])
     print(f"Finance export: {outcome.export_csv}")
+    if export.get("workbook"):
+        print(f"Workbook:       {export['workbook']}  (fill the review columns, then: recon review import FILE)")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -2,7 +2,7 @@
 
 Each layer registers its own definitions (assets/sources/*, assets/canonical.py,
 assets/reconciliation.py, assets/exports.py, checks/*); this module merges them and adds the
-daily job, its schedule and the resources built from the environment.
+daily job, its schedule, the alert sensors and the resources built from the environment.
 """
 import dagster as dg
 
@@ -10,6 +10,7 @@ from assets import canonical, exports, reconciliation, retention
 from assets.sources import refund_ledger, storefront, wms
 from pipelines.jobs import daily_reconciliation_job, daily_reconciliation_schedule
 from pipelines.resources import build_resources
+from pipelines.sensors import alert_sensors
 
 
 def _check_defs() -> list[dg.Definitions]:
@@ -33,6 +34,7 @@ def build_definitions(settings=None) -> dg.Definitions:
         dg.Definitions(
             jobs=[daily_reconciliation_job],
             schedules=[daily_reconciliation_schedule],
+            sensors=alert_sensors,
             resources=build_resources(settings),
         ),
     )

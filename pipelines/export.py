@@ -94,6 +94,40 @@ FROM dates d JOIN converted t USING (business_date)
 GROUP BY ALL ORDER BY 1, 2
 """
 
+# Per evaluated date of the chart: discrepancies first detected on it, and those detected on the
+# previous evaluated date but not on it (resolved).
+MOVEMENT_TREND_SQL = """
+WITH dates AS (
+    SELECT business_date, lag(business_date) OVER (ORDER BY business_date) AS prev
+    FROM recon.evaluated_dates WHERE business_date <= $d
+),
+shown AS (SELECT * FROM dates ORDER BY business_date DESC LIMIT 30),
+new AS (
+    SELECT first_on AS business_date, count(*) AS n
+    FROM (SELECT min(business_date) AS first_on FROM recon.discrepancy_detections GROUP BY discrepancy_id)
+    GROUP BY 1
+),
+prev_rows AS (
+    SELECT s.business_date, p.discrepancy_id
+    FROM shown s JOIN recon.discrepancy_detections p ON p.business_date = s.prev
+),
+cur_rows AS (
+    SELECT c.business_date, c.discrepancy_id
+    FROM shown s JOIN recon.discrepancy_detections c ON c.business_date = s.business_date
+),
+resolved AS (
+    SELECT business_date, count(*) AS n FROM prev_rows ANTI JOIN cur_rows USING (business_date, discrepancy_id)
+    GROUP BY 1
+)
+SELECT s.business_date, coalesce(new.n, 0) AS new_count, coalesce(resolved.n, 0) AS resolved_count
+FROM shown s LEFT JOIN new USING (business_date) LEFT JOIN resolved USING (business_date)
+ORDER BY 1
+"""
+
+
+def movement_trend(con: duckdb.DuckDBPyConnection, d: date) -> pl.DataFrame:
+    return con.execute(MOVEMENT_TREND_SQL, {"d": d}).pl()
+
 
 # A cell starting with one of these is a formula to Excel (formula injection: a SKU or tracking
 # number "=HYPERLINK(...)"); OWASP's advice: prefix it with a single quote so it shows as text.
@@ -129,6 +163,7 @@ def write_export(con: duckdb.DuckDBPyConnection, export_dir: Path, d: date, stor
     figures = movement_figures(typed, resolved, list(RULES), severities or {}, STATES)
     frame = csv_frame(typed)
     trend_frame = trend(con, d, store_currency)
+    moves = movement_trend(con, d)
     export_dir.mkdir(parents=True, exist_ok=True)
     final = export_dir / d.isoformat()
     remove_stale_staging(export_dir, d)
@@ -136,7 +171,7 @@ def write_export(con: duckdb.DuckDBPyConnection, export_dir: Path, d: date, stor
     try:
         neutralise_formulas(frame).write_csv(staging / "discrepancies.csv")
         frame.write_parquet(staging / "discrepancies.parquet")
-        series = write_trend_chart(trend_frame, staging / "trend.png", d, store_currency)
+        series = write_trend_chart(trend_frame, staging / "trend.png", d, store_currency, moves)
         write_workbook(staging / "discrepancies.xlsx", d, store_currency, typed, resolved, figures,
                        staging / "trend.png", STATES)
         if final.exists():
@@ -151,7 +186,14 @@ def write_export(con: duckdb.DuckDBPyConnection, export_dir: Path, d: date, stor
         raise
     return {"csv": final / "discrepancies.csv", "parquet": final / "discrepancies.parquet",
             "chart": final / "trend.png", "workbook": final / "discrepancies.xlsx", "rows": frame.height,
-            "trend": trend_frame, "chart_series": series, "figures": figures}
+            "trend": trend_frame, "chart_series": series, "figures": figures, "new_high": new_high_items(typed)}
+
+
+def new_high_items(typed: pl.DataFrame) -> list[dict]:
+    """The HIGH discrepancies first detected on the date (for the alert), highest amount first."""
+    rows = typed.filter((pl.col("age_days") == 0) & (pl.col("severity") == "HIGH"))
+    return [{"id": r["discrepancy_id"], "rule": r["rule"], "amount": str(r["amount_at_risk"]),
+             "currency": r["currency"], "explanation": r["explanation"]} for r in rows.iter_rows(named=True)]
 
 
 def remove_stale_staging(export_dir: Path, d: date) -> list[str]:
@@ -166,15 +208,18 @@ def remove_stale_staging(export_dir: Path, d: date) -> list[str]:
     return removed
 
 
-def write_trend_chart(frame: pl.DataFrame, path: Path, d: date, store_currency: str = "EUR") -> list[str]:
-    """Two panels (open count, amount at risk) with one line per rule that fired; returns the rules drawn."""
+def write_trend_chart(frame: pl.DataFrame, path: Path, d: date, store_currency: str = "EUR",
+                      moves: pl.DataFrame | None = None) -> list[str]:
+    """Three panels: open count and amount at risk with one line per rule that fired, and the
+    movement (new and resolved per date); returns the rules drawn."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     rules = sorted(frame["rule"].unique().to_list()) if frame.height else []
     dates = sorted(frame["business_date"].unique().to_list()) if frame.height else [d]
-    fig, (ax_count, ax_amount) = plt.subplots(2, 1, figsize=(11, 7), sharex=True)
+    fig, (ax_count, ax_amount, ax_moves) = plt.subplots(3, 1, figsize=(11, 9), sharex=True,
+                                                        gridspec_kw={"height_ratios": [3, 3, 2]})
     colours = plt.get_cmap("tab20").colors
     markers = "osD^vP*Xhp<>8"
     for i, rule in enumerate(rules):
@@ -192,6 +237,15 @@ def write_trend_chart(frame: pl.DataFrame, path: Path, d: date, store_currency: 
         ax_count.legend(fontsize="small", ncol=2, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     else:
         ax_count.text(0.5, 0.5, "no discrepancies", ha="center", transform=ax_count.transAxes)
+    if moves is not None and moves.height:
+        import matplotlib.dates as mdates
+        x = mdates.date2num(moves["business_date"].to_list())
+        ax_moves.bar(x - 0.2, moves["new_count"].to_list(), width=0.4, label="new", color="#d62728")
+        ax_moves.bar(x + 0.2, moves["resolved_count"].to_list(), width=0.4, label="resolved", color="#2ca02c")
+        ax_moves.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        ax_moves.xaxis.set_major_locator(mdates.DayLocator(interval=max(1, len(x) // 10)))
+        ax_moves.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
+    ax_moves.set_ylabel("new / resolved")
     fig.autofmt_xdate()
     fig.tight_layout()
     fig.savefig(path, dpi=90)

@@ -10,7 +10,7 @@ from pipelines.partitions import daily_partitions
 _config = load_config(os.environ.get("RECON_CONFIG") or None)
 
 # Our own exceptions already read as a reason: their class name is left out of the line.
-OWN_ERRORS = ("SourceUnavailable", "ConfigError")
+OWN_ERRORS = ("SourceUnavailable", "ConfigError", "InputMissing")
 
 
 def failure_reason(exc: BaseException | None) -> str:
@@ -27,6 +27,19 @@ def failure_reason(exc: BaseException | None) -> str:
     if name in OWN_ERRORS and message:
         return message
     return f"{name}: {message}" if message else name
+
+
+def failure_reason_of_error(err) -> str:
+    """The same line from a recorded step failure (dagster's SerializableErrorInfo)."""
+    while err.cause is not None:
+        err = err.cause
+    lines = (err.message or "").strip().splitlines()
+    message = lines[0].strip() if lines else ""
+    if err.cls_name in OWN_ERRORS:
+        prefix = f"{err.cls_name}: "
+        message = message.split(prefix, 1)[1] if prefix in message else message
+        return message or err.cls_name
+    return message or (err.cls_name or "step failed")
 
 
 def _is_first_failure(context: dg.HookContext) -> bool:

@@ -5,7 +5,6 @@ With ``DAGSTER_HOME`` set, runs are recorded in that instance and appear in the 
 from __future__ import annotations
 
 import os
-import re
 import socket
 import time
 from dataclasses import dataclass, field
@@ -52,7 +51,6 @@ def instance_for(settings: Settings) -> dg.DagsterInstance:
     return dg.DagsterInstance.ephemeral()
 
 
-EXPECTED_ERRORS = ("SourceUnavailable", "ConfigError", "InputMissing")
 
 # Tags of every run: the process executing it (in-process runs have no run worker Dagster could watch).
 PID_TAG, HOST_TAG = "recon/pid", "recon/host"
@@ -90,19 +88,13 @@ def fail_dead_runs(instance: dg.DagsterInstance) -> list[str]:
 
 def first_failure_reason(result: dg.ExecuteInProcessResult) -> tuple[str, list[str]]:
     """A one-line reason from the first failed step: the deepest cause's message."""
+    from pipelines.jobs import failure_reason_of_error
+
     failed = [e.step_key for e in result.all_events if e.is_step_failure]
     if not failed:
         return "run failed (no step failure recorded)", failed
     first = next(e for e in result.all_events if e.is_step_failure)
-    err = first.step_failure_data.error
-    while err.cause is not None:
-        err = err.cause
-    lines = (err.message or "").strip().splitlines()
-    message = lines[0] if lines else "step failed"
-    if err.cls_name in EXPECTED_ERRORS:
-        # our own errors already read as a reason: drop "pipelines.errors.SourceUnavailable: "
-        message = re.sub(rf"^([\w.]*\.)?{err.cls_name}: ", "", message)
-    return f"{first.step_key}: {message}", failed
+    return f"{first.step_key}: {failure_reason_of_error(first.step_failure_data.error)}", failed
 
 
 def run_business_date(d: date, *, settings: Settings | None = None, instance: dg.DagsterInstance | None = None,
@@ -127,18 +119,23 @@ def run_business_date(d: date, *, settings: Settings | None = None, instance: dg
         outcome.metadata["/".join(mat.asset_key.path)] = {k: v.value for k, v in mat.metadata.items()}
     for evaluation in result.get_asset_check_evaluations():
         outcome.checks[f"{'/'.join(evaluation.asset_key.path)}:{evaluation.check_name}"] = evaluation.passed
+    from pipelines import alerts
     if not result.success:
         outcome.reason, outcome.failed_steps = first_failure_reason(result)
+        alerts.send(settings.alert_webhook, alerts.failure_text(d, outcome.reason))
         return outcome
+    from pipelines.config import load_config
     from pipelines.reconcile import summary
     from pipelines.resources.warehouse import connect
+    store_currency = load_config(settings.config_path).store_currency
     con = connect(settings.warehouse, read_only=True)
     try:
-        from pipelines.config import load_config
-        outcome.summary = summary(con, d, load_config(settings.config_path).store_currency)
+        outcome.summary = summary(con, d, store_currency)
     finally:
         con.close()
     outcome.export_csv = str(settings.export_dir / d.isoformat() / "discrepancies.csv")
+    alerts.send(settings.alert_webhook,
+                alerts.success_text(d, outcome.metadata.get("exports/finance_export", {}), store_currency))
     return outcome
 
 

@@ -6,7 +6,7 @@ Unset variables fall back to the embedded demo defaults (the demo world under
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -32,6 +32,9 @@ class Settings:
     refund_ledger_path: Path
     # IANA zone in which OpenCart writes its datetimes (its config_timezone)
     storefront_timezone: str = "UTC"
+    # URL that receives a JSON summary after each run (Slack-compatible); None: no alert.
+    # Treated as a secret (a Slack webhook URL is one): never logged, only its host.
+    alert_webhook: str | None = field(default=None, repr=False)
 
     @property
     def demo_dir(self) -> Path:
@@ -63,4 +66,5 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         storefront_table_prefix=get("STOREFRONT_TABLE_PREFIX") or "oc_",
         refund_ledger_path=Path(get("REFUND_LEDGER_PATH") or demo / "ledger"),
         storefront_timezone=(get("STOREFRONT_TIMEZONE") or "UTC").strip() or "UTC",
+        alert_webhook=get("RECON_ALERT_WEBHOOK"),
     )

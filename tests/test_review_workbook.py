@@ -289,3 +289,19 @@ def test_every_discrepancy_explains_itself_with_the_numbers_its_rule_compared(ex
     sheet = openpyxl.load_workbook(path, read_only=True)[OPEN_SHEET]
     header = [c.value for c in next(sheet.iter_rows(max_row=1))]
     assert "Explanation" in header
+
+
+def test_the_chart_draws_the_movement_of_each_date(exported):
+    from pipelines.export import movement_trend
+    from pipelines.resources.warehouse import connect
+
+    settings, _ = exported
+    con = connect(settings.warehouse, read_only=True)
+    try:
+        moves = {r[0]: r[1:] for r in movement_trend(con, D).rows()}
+    finally:
+        con.close()
+    first = query(settings, "SELECT count(*) FROM recon.discrepancy_detections WHERE business_date = $d", {"d": D0})[0][0]
+    (new, resolved), = query(settings, "SELECT count(*) FILTER (WHERE first_detected_on = $d), "
+                                       "count(*) FILTER (WHERE resolved_on = $d) FROM recon.discrepancies", {"d": D})
+    assert moves == {D0: (first, 0), D: (new, resolved)}
