@@ -3,6 +3,7 @@ point every source at them with the warehouse and exports under tmp_path."""
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -65,6 +66,26 @@ def recon_env(tmp_path, demo_world, manifest, emulator, monkeypatch):
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     return load_settings()
+
+
+@contextmanager
+def world_runs(home: Path, world: Path, manifest: dict, dates: list[date]):
+    """Runs the given dates against the world (WMS emulator up, the run's environment set) and
+    yields (settings, outcomes) with that environment still set; every run must succeed."""
+    from pipelines.demo.emulator import WmsEmulator, WmsWorld
+    from pipelines.runner import run_business_date
+    from pipelines.settings import load_settings
+
+    with WmsEmulator(WmsWorld.load(world), tenant_id=manifest["tenant_id"], token=manifest["token"]) as emu, \
+            pytest.MonkeyPatch.context() as mp:
+        for key, value in make_env(home, world, manifest, emu.base_url).items():
+            mp.setenv(key, value)
+        mp.delenv("DAGSTER_HOME", raising=False)
+        settings = load_settings()
+        outcomes = [run_business_date(d, settings=settings) for d in dates]
+        for outcome in outcomes:
+            assert outcome.success, outcome.reason
+        yield settings, outcomes
 
 
 def run_date(settings, d: date):

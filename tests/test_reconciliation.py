@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from conftest import WORLD_END, make_env, query
+from conftest import WORLD_END, query, world_runs
 from pipelines.config import RULES
 from pipelines.demo.scoring import GRAIN, case_key, detected_cases, expected_cases, score
 from pipelines.partitions import as_of
@@ -17,20 +17,8 @@ from pipelines.resources.warehouse import connect
 @pytest.fixture(scope="module")
 def reconciled_run(tmp_path_factory, demo_world, manifest):
     """One run of the world's business date, shared by the tests of this module."""
-    from pipelines.demo.emulator import WmsEmulator, WmsWorld
-    from pipelines.runner import run_business_date
-    from pipelines.settings import load_settings
-
-    home = tmp_path_factory.mktemp("home")
-    with WmsEmulator(WmsWorld.load(demo_world), tenant_id=manifest["tenant_id"], token=manifest["token"]) as emu, \
-            pytest.MonkeyPatch.context() as mp:
-        for key, value in make_env(home, demo_world, manifest, emu.base_url).items():
-            mp.setenv(key, value)
-        mp.delenv("DAGSTER_HOME", raising=False)
-        settings = load_settings()
-        outcome = run_business_date(WORLD_END, settings=settings)
-    assert outcome.success, outcome.reason
-    return settings, outcome
+    with world_runs(tmp_path_factory.mktemp("home"), demo_world, manifest, [WORLD_END]) as (settings, outcomes):
+        return settings, outcomes[0]
 
 
 @pytest.fixture(scope="module")

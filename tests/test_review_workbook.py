@@ -16,7 +16,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from conftest import WORLD_END, make_env, query
+from conftest import WORLD_END, query, world_runs
 from pipelines.cli import main
 from pipelines.workbook import EXPORTED_SHEET, OPEN_SHEET, RESOLVED_SHEET, SUMMARY_SHEET
 
@@ -26,19 +26,7 @@ D0, D = WORLD_END - timedelta(days=1), WORLD_END
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory, demo_world, manifest):
     """Runs D0 and D; yields (settings, path of D's workbook) with the run's environment set."""
-    from pipelines.demo.emulator import WmsEmulator, WmsWorld
-    from pipelines.runner import run_business_date
-    from pipelines.settings import load_settings
-
-    home = tmp_path_factory.mktemp("home")
-    with WmsEmulator(WmsWorld.load(demo_world), tenant_id=manifest["tenant_id"], token=manifest["token"]) as emu, \
-            pytest.MonkeyPatch.context() as mp:
-        for key, value in make_env(home, demo_world, manifest, emu.base_url).items():
-            mp.setenv(key, value)
-        mp.delenv("DAGSTER_HOME", raising=False)
-        settings = load_settings()
-        for d in (D0, D):
-            assert run_business_date(d, settings=settings).success
+    with world_runs(tmp_path_factory.mktemp("home"), demo_world, manifest, [D0, D]) as (settings, _):
         yield settings, settings.export_dir / D.isoformat() / "discrepancies.xlsx"
 
 
