@@ -22,8 +22,9 @@ def test_recon_demo_builds_the_world_runs_dagster_and_prints_where_things_are(tm
     assert "missed 0, extra 0, wrong amount 0" in out
     assert "Rejected records kept in recon.rejects: 2 from refund_ledger" in out
     export = tmp_path / "home" / "exports" / "2026-03-31"
-    for name in ("discrepancies.csv", "discrepancies.parquet", "trend.png"):
+    for name in ("discrepancies.csv", "discrepancies.parquet", "discrepancies.xlsx", "trend.png"):
         assert (export / name).exists() and str(export / name) in out
+    assert "Movement: new today " in out and ", resolved today " in out and "Ageing: 0-1 days " in out
     dagster_home = tmp_path / "home" / "dagster_home"
     assert (dagster_home / "dagster.yaml").exists() and f"DAGSTER_HOME={dagster_home}" in out
     assert "Demo finished in" in out

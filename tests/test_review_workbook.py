@@ -21,12 +21,14 @@ from pipelines.cli import main
 from pipelines.workbook import EXPORTED_SHEET, OPEN_SHEET, RESOLVED_SHEET, SUMMARY_SHEET
 
 D0, D = WORLD_END - timedelta(days=1), WORLD_END
+OUTCOMES: list = []
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory, demo_world, manifest):
     """Runs D0 and D; yields (settings, path of D's workbook) with the run's environment set."""
-    with world_runs(tmp_path_factory.mktemp("home"), demo_world, manifest, [D0, D]) as (settings, _):
+    with world_runs(tmp_path_factory.mktemp("home"), demo_world, manifest, [D0, D]) as (settings, outcomes):
+        OUTCOMES[:] = outcomes  # the runs' summaries, for the metadata test
         yield settings, settings.export_dir / D.isoformat() / "discrepancies.xlsx"
 
 
@@ -293,3 +295,81 @@ def test_the_chart_draws_the_movement_of_each_date(exported):
     (new, resolved), = query(settings, "SELECT count(*) FILTER (WHERE first_detected_on = $d), "
                                        "count(*) FILTER (WHERE resolved_on = $d) FROM recon.discrepancies", {"d": D})
     assert moves == {D0: (first, 0), D: (new, resolved)}
+
+
+def test_the_run_summary_carries_movement_ageing_and_the_workbook(exported):
+    settings, path = exported
+    meta = OUTCOMES[-1].metadata["exports/finance_export"]
+    assert meta["workbook"] == str(path)
+    figures = meta["ageing_and_movement"]
+    (new, persisting, resolved, open_n), = query(settings, """
+        SELECT count(*) FILTER (WHERE status = 'OPEN' AND first_detected_on = $d),
+               count(*) FILTER (WHERE status = 'OPEN' AND first_detected_on < $d),
+               count(*) FILTER (WHERE resolved_on = $d), count(*) FILTER (WHERE status = 'OPEN')
+        FROM recon.discrepancies""", {"d": D})
+    assert {k: v["count"] for k, v in figures["movement"].items()} == \
+        {"new today": new, "persisting": persisting, "resolved today": resolved}
+    assert sum(v["count"] for v in figures["ageing"].values()) == open_n
+    per_rule = dict(query(settings, "SELECT rule, count(*) FROM recon.discrepancies WHERE status = 'OPEN' GROUP BY 1"))
+    assert {r: v["open"] for r, v in figures["per_rule"].items() if v["open"]} == per_rule
+    assert meta["movement_text"].startswith(f"Movement: new today {new} ")
+    assert [i["id"] for i in meta["new_high"]] == [r[0] for r in query(
+        settings, "SELECT discrepancy_id FROM recon.discrepancies WHERE severity = 'HIGH' AND first_detected_on = $d",
+        {"d": D})] or not meta["new_high"]
+
+
+def test_decisions_survive_real_reruns_and_a_backfill_and_reach_the_next_workbook(exported, capsys):
+    """Through the whole pipeline: a decision, then the same date again and an earlier date."""
+    from pipelines.runner import run_business_date
+
+    settings, path = exported
+    target = open_ids(settings)[0]
+    assert main(["review", "set", target, "--state", "FALSE_POSITIVE", "--assignee", "carla",
+                 "--note", "courier already credited"]) == 0
+    capsys.readouterr()
+    before = query(settings, "SELECT discrepancy_id, review_state, assignee, last_note FROM recon.discrepancies "
+                             "ORDER BY 1")
+    events = query(settings, "SELECT * FROM recon.review_events ORDER BY event_id")
+    for d in (D, D0 - timedelta(days=1)):   # a rerun, then a backfill of an earlier date
+        assert run_business_date(d, settings=settings).success
+    after = query(settings, "SELECT discrepancy_id, review_state, assignee, last_note FROM recon.discrepancies "
+                            "ORDER BY 1")
+    known = {r[0] for r in before}
+    assert [r for r in after if r[0] in known] == before  # (the backfill may add ids only it detected)
+    assert ("FALSE_POSITIVE", "carla") in {r[1:3] for r in after}
+    assert query(settings, "SELECT * FROM recon.review_events ORDER BY event_id") == events
+    sheet = openpyxl.load_workbook(path, read_only=True)[OPEN_SHEET]
+    rows = list(sheet.iter_rows(values_only=True))
+    col = {h: i for i, h in enumerate(rows[0])}
+    row = next(r for r in rows[1:] if r[col["Discrepancy ID"]] == target)
+    assert (row[col["Review state"]], row[col["Assignee"]], row[col["Note"]]) == \
+        ("FALSE_POSITIVE", "carla", "courier already credited")
+
+
+def test_text_that_looks_like_a_formula_stays_text_in_every_sheet(exported, tmp_path):
+    import polars as pl
+
+    from pipelines.export import open_on_date, resolved_on_date
+    from pipelines.movement import figures
+    from pipelines.resources.warehouse import connect
+    from pipelines.review import STATES
+    from pipelines.workbook import write_workbook
+
+    settings, _ = exported
+    con = connect(settings.warehouse, read_only=True)
+    try:
+        typed, resolved = open_on_date(con, D), resolved_on_date(con, D)
+    finally:
+        con.close()
+    hostile = ["=HYPERLINK(\"http://evil\",\"x\")", "+1+1", "-2+3", "@SUM(A1)", "\tcmd"]
+    typed = typed.with_columns(pl.Series("sku", (hostile * typed.height)[:typed.height]),
+                               pl.lit("=cmd|' /C calc'!A0").alias("last_note"))
+    out = tmp_path / "w.xlsx"
+    write_workbook(out, D, "EUR", typed, resolved, figures(typed, resolved, [], {}, STATES), None, STATES)
+    sheet = openpyxl.load_workbook(out)[OPEN_SHEET]
+    col = columns(sheet)
+    for r in range(2, 2 + len(hostile)):
+        for header in ("SKU", "Note"):
+            cell = sheet.cell(r, col[header])
+            assert cell.data_type == "s" and cell.quotePrefix, (header, cell.value)
+    assert sheet.cell(2, col["SKU"]).value == hostile[0]
