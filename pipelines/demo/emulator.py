@@ -752,7 +752,10 @@ class WmsEmulator:
         drop_dataset_count: bool = False,
         retry_after_seconds: float | None = None,
         seed: int = 0,
+        payments: Any = None,
     ) -> None:
+        # the payment provider's API (pipelines/demo/payments_emulator.PaymentsApi), served on /v1/
+        self.payments = payments
         self.world = copy.deepcopy(world)
         self.tenant_id = tenant_id
         self._token = token
@@ -1120,6 +1123,8 @@ class WmsEmulator:
             time.sleep(latency)
         url = urlsplit(raw_path)
         path = url.path
+        if path.startswith("/v1/") and self.payments is not None:
+            return self.payments.handle(method, path, url.query, headers)
         tenant = headers.get("X-Tenant-Id")
         with self._lock:
             self._requests_total += 1

@@ -1,0 +1,103 @@
+"""The payment provider's refunds (sources.md section 4) through the official ``stripe`` library:
+``StripeClient`` pointed at ``PAYMENTS_API_BASE``, the list endpoint paged by the library's
+cursor (``starting_after``), a ``created`` window, and the library's own retries
+(``max_network_retries``: connection errors, 409, 5xx, and 429s the server marks
+``Stripe-Should-Retry: true``) with its backoff (``Retry-After`` honoured).
+
+Each object is validated by ``pipelines/records/payments.ProviderRefund``: a bad one becomes a
+reject (reason + the fields the model names), never stopping the others. A failure of the
+source (refused key, retries exhausted, unreachable) is ``SourceUnavailable`` with a one-line
+reason that never holds the key.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from pipelines.errors import SourceUnavailable
+from pipelines.records.base import payload, validate
+from pipelines.records.payments import ProviderRefund
+
+PAGE_LIMIT = 100
+
+
+@dataclass
+class RefundRead:
+    refunds: list[ProviderRefund] = field(default_factory=list)
+    rejects: list[dict] = field(default_factory=list)   # record_key, reason, payload
+    pages: int = 0
+
+
+def unix(instant: datetime) -> int:
+    """Naive UTC (or aware) -> Unix seconds."""
+    if instant.tzinfo is None:
+        instant = instant.replace(tzinfo=timezone.utc)
+    return int(instant.timestamp())
+
+
+class PaymentsClient:
+    def __init__(self, api_base: str, api_key: str, *, max_network_retries: int = 6, timeout_s: float = 30.0):
+        import stripe
+
+        self._stripe = stripe
+        self._client = stripe.StripeClient(
+            api_key, base_addresses={"api": api_base.rstrip("/")}, max_network_retries=max_network_retries,
+            http_client=stripe.RequestsClient(timeout=timeout_s))
+        self.api_base = api_base.rstrip("/")
+
+    def read(self, created_gte: datetime | None, created_lt: datetime | None,
+             progress: Callable[[int, int], None] | None = None) -> RefundRead:
+        """Every refund created in [created_gte, created_lt) (either bound may be open), validated."""
+        params: dict[str, Any] = {"limit": PAGE_LIMIT}
+        window = {}
+        if created_gte is not None:
+            window["gte"] = unix(created_gte)
+        if created_lt is not None:
+            window["lt"] = unix(created_lt)
+        if window:
+            params["created"] = window
+        out = RefundRead()
+        try:
+            page = self._client.v1.refunds.list(params=params)
+            while True:
+                out.pages += 1
+                for obj in page.data:
+                    self._take(obj, out)
+                if progress:
+                    progress(out.pages, len(out.refunds) + len(out.rejects))
+                if not page.has_more or not page.data:
+                    break
+                last_id = page.data[-1].to_dict().get("id")
+                if not isinstance(last_id, str) or not last_id:
+                    raise SourceUnavailable(f"payment provider at {self.api_base}: a refund without an id ends "
+                                            f"page {out.pages}; the cursor cannot page past it")
+                page = self._client.v1.refunds.list(params={**params, "starting_after": last_id})
+        except self._stripe.AuthenticationError:
+            raise SourceUnavailable(f"payment provider at {self.api_base} refused the API key (401)") from None
+        except self._stripe.StripeError as exc:
+            status = getattr(exc, "http_status", None)
+            kind = type(exc).__name__
+            raise SourceUnavailable(f"payment provider at {self.api_base}: {kind}"
+                                    + (f" (HTTP {status})" if status else "")
+                                    + " after the library's retries") from None
+        return out
+
+    def _take(self, obj: Any, out: RefundRead) -> None:
+        item = obj.to_dict() if hasattr(obj, "to_dict") else obj
+        record, reason = validate(ProviderRefund, item)
+        if record is not None:
+            out.refunds.append(record)
+            return
+        key = item.get("id") if isinstance(item, dict) else None
+        out.rejects.append({"record_key": str(key) if key is not None else "(no id)", "reason": reason,
+                            "payload": payload(ProviderRefund, item)})
+
+
+def as_row(refund: ProviderRefund) -> dict[str, Any]:
+    """A provider refund as a raw.payment_refunds row (exact amount, upper-case currency)."""
+    return {"refund_id": refund.id, "amount_minor": refund.amount, "amount": refund.amount_decimal,
+            "currency": refund.currency, "created": refund.created, "status": refund.status,
+            "payment_intent": refund.payment_intent, "charge": refund.charge, "reason": refund.reason,
+            "failure_reason": refund.failure_reason, "order_id": refund.order_id,
+            "credit_note_number": refund.credit_note_number}
