@@ -40,7 +40,7 @@ def finance_export(context: dg.AssetExecutionContext, warehouse: WarehouseResour
         "workbook": dg.MetadataValue.path(str(out["workbook"])),
         "movement": dg.MetadataValue.md(figures_markdown(out["figures"], currency)),
         "ageing_and_movement": dg.MetadataValue.json(out["figures"].as_metadata()),
-        "movement_text": dg.MetadataValue.text(out["figures"].text()),
+        "movement_text": dg.MetadataValue.text(out["figures"].text(currency)),
         "new_high": dg.MetadataValue.json(out["new_high"]),
         "chart_path": dg.MetadataValue.path(str(out["chart"])),
         "chart_series": dg.MetadataValue.json(out["chart_series"]),

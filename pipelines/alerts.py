@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from datetime import date
+from decimal import Decimal
 from urllib.parse import urlsplit
 
 import requests
@@ -26,7 +27,7 @@ def success_text(d: date, export: dict, store_currency: str) -> str:
     figures = export.get("ageing_and_movement") or {}
     movement = figures.get("movement", {})
     open_n = sum(v["open"] for v in figures.get("per_rule", {}).values())
-    amount = sum(float(v["amount"]) for v in figures.get("per_rule", {}).values())
+    amount = sum((Decimal(v["amount"]) for v in figures.get("per_rule", {}).values()), Decimal("0"))
     new_high = export.get("new_high") or []
     lines = [f"Returns reconciliation {d}: {open_n} open discrepancies, {amount:,.2f} {store_currency} at risk; "
              f"{movement.get('new today', {}).get('count', 0)} new, "
@@ -50,17 +51,20 @@ def failure_text(d: date, reason: str | None) -> str:
 
 
 class _RedactPath(logging.Filter):
-    """urllib3 logs each request line at DEBUG; the webhook's path is its secret."""
+    """urllib3 logs each request line at DEBUG; the webhook's path and query are its secret."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, query: str = ""):
         super().__init__()
-        self.path = path
+        self.path, self.query = path, query
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self.path:
-            message = record.getMessage()
-            if self.path in message:
-                record.msg, record.args = message.replace(self.path, "/<webhook path redacted>"), ()
+        message = record.getMessage()
+        redacted = message
+        for secret in (f"{self.path}?{self.query}" if self.query else "", self.path, self.query):
+            if secret and secret not in ("/", "") and secret in redacted:
+                redacted = redacted.replace(secret, "<webhook redacted>")
+        if redacted != message:
+            record.msg, record.args = redacted, ()
         return True
 
 
@@ -71,9 +75,9 @@ def send(url: str | None, text: str) -> bool:
     parts = urlsplit(url)
     host = parts.hostname or "?"
     pool_log = logging.getLogger("urllib3.connectionpool")
-    if parts.path not in ("", "/") and not any(isinstance(f, _RedactPath) and f.path == parts.path
-                                              for f in pool_log.filters):
-        pool_log.addFilter(_RedactPath(parts.path))
+    if (parts.path not in ("", "/") or parts.query) and not any(
+            isinstance(f, _RedactPath) and (f.path, f.query) == (parts.path, parts.query) for f in pool_log.filters):
+        pool_log.addFilter(_RedactPath(parts.path, parts.query))
 
     @tenacity.retry(stop=tenacity.stop_after_attempt(ATTEMPTS), reraise=True,
                     wait=tenacity.wait_exponential(multiplier=0.5, max=4),

@@ -53,6 +53,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         load_config(settings.config_path)
     except ConfigError as exc:
+        from pipelines import alerts
+        alerts.send(settings.alert_webhook, alerts.failure_text(args.date, f"configuration: {exc}"))
         return fail(f"configuration: {exc}", 2)
     try:
         from pipelines.runner import date_range, run_dates

@@ -96,6 +96,9 @@ def load_config(path: str | Path | None = None) -> ReconConfig:
     if path != DEFAULT_CONFIG_PATH:
         base = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
         raw = _deep_merge(base, raw)
+    for section in ("thresholds", "severities", "rma_status_map", "rma_action_map", "wms", "retention"):
+        if raw.get(section) is not None and not isinstance(raw[section], dict):
+            raise ConfigError(f"{section} must be a mapping (key: value lines), got a {type(raw[section]).__name__}")
 
     thresholds = raw.get("thresholds") or {}
     for name in _REQUIRED_THRESHOLDS:

@@ -26,10 +26,15 @@ OPEN_ON_DATE_SQL = "WITH " + RATES_CTE.strip() + """,
 first_seen AS (
     SELECT discrepancy_id, min(business_date) AS first_detected_on
     FROM recon.discrepancy_detections WHERE business_date <= $d GROUP BY discrepancy_id
+),
+prev AS (
+    SELECT p.discrepancy_id FROM recon.discrepancy_detections p
+    WHERE p.business_date = (SELECT max(business_date) FROM recon.evaluated_dates WHERE business_date < $d)
 )
 SELECT
     t.discrepancy_id, t.rule, t.severity, t.business_date, f.first_detected_on,
     CAST(t.business_date - f.first_detected_on AS INTEGER) AS age_days,
+    prev.discrepancy_id IS NOT NULL AS open_before,     -- detected on the previous evaluated date
     t.order_reference, t.order_line_reference, t.sku, t.rma_reference, t.return_reference, t.tracking_id,
     t.refund_reference, t.quantity_gap, t.amount_at_risk, t.currency,
     CAST(round(c.amount, 2) AS DECIMAL(18,2)) AS amount_store,
@@ -38,6 +43,7 @@ SELECT
 FROM recon.discrepancy_detections t JOIN first_seen f USING (discrepancy_id)
 JOIN converted c ON c.business_date = t.business_date AND c.discrepancy_id = t.discrepancy_id
 LEFT JOIN recon.discrepancies r ON r.discrepancy_id = t.discrepancy_id
+LEFT JOIN prev ON prev.discrepancy_id = t.discrepancy_id
 WHERE t.business_date = $d
 ORDER BY c.amount DESC, t.rule, t.discrepancy_id
 """
@@ -94,19 +100,15 @@ FROM dates d JOIN converted t USING (business_date)
 GROUP BY ALL ORDER BY 1, 2
 """
 
-# Per evaluated date of the chart: discrepancies first detected on it, and those detected on the
-# previous evaluated date but not on it (resolved).
+# Per evaluated date of the chart: discrepancies detected on it and not on the previous evaluated
+# date (new: first seen or detected again), and those detected on the previous one but not on it
+# (resolved).
 MOVEMENT_TREND_SQL = """
 WITH dates AS (
     SELECT business_date, lag(business_date) OVER (ORDER BY business_date) AS prev
     FROM recon.evaluated_dates WHERE business_date <= $d
 ),
 shown AS (SELECT * FROM dates ORDER BY business_date DESC LIMIT 30),
-new AS (
-    SELECT first_on AS business_date, count(*) AS n
-    FROM (SELECT min(business_date) AS first_on FROM recon.discrepancy_detections GROUP BY discrepancy_id)
-    GROUP BY 1
-),
 prev_rows AS (
     SELECT s.business_date, p.discrepancy_id
     FROM shown s JOIN recon.discrepancy_detections p ON p.business_date = s.prev
@@ -117,6 +119,10 @@ cur_rows AS (
 ),
 resolved AS (
     SELECT business_date, count(*) AS n FROM prev_rows ANTI JOIN cur_rows USING (business_date, discrepancy_id)
+    GROUP BY 1
+),
+new AS (  -- open on the date and not on the one before (first seen, or detected again)
+    SELECT business_date, count(*) AS n FROM cur_rows ANTI JOIN prev_rows USING (business_date, discrepancy_id)
     GROUP BY 1
 )
 SELECT s.business_date, coalesce(new.n, 0) AS new_count, coalesce(resolved.n, 0) AS resolved_count
@@ -190,8 +196,8 @@ def write_export(con: duckdb.DuckDBPyConnection, export_dir: Path, d: date, stor
 
 
 def new_high_items(typed: pl.DataFrame) -> list[dict]:
-    """The HIGH discrepancies first detected on the date (for the alert), highest amount first."""
-    rows = typed.filter((pl.col("age_days") == 0) & (pl.col("severity") == "HIGH"))
+    """The HIGH discrepancies new on the date (not open the date before), highest amount first."""
+    rows = typed.filter(~pl.col("open_before") & (pl.col("severity") == "HIGH"))
     return [{"id": r["discrepancy_id"], "rule": r["rule"], "amount": str(r["amount_at_risk"]),
              "currency": r["currency"], "explanation": r["explanation"]} for r in rows.iter_rows(named=True)]
 

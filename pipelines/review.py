@@ -57,10 +57,10 @@ def normalise_state(value: str) -> str:
 def current(con: duckdb.DuckDBPyConnection, ids: list[str]) -> dict[str, dict]:
     """The current review columns and amount of the given ids (unknown ids are absent)."""
     rows = con.execute(
-        "SELECT discrepancy_id, review_state, assignee, last_note, amount_at_risk, currency "
+        "SELECT discrepancy_id, review_state, assignee, last_note, amount_at_risk, currency, business_date "
         "FROM recon.discrepancies WHERE discrepancy_id IN (SELECT unnest($ids))", {"ids": ids}).fetchall()
     return {r[0]: {"review_state": r[1] or "NEW", "assignee": r[2], "note": r[3], "amount_at_risk": r[4],
-                   "currency": r[5]} for r in rows}
+                   "currency": r[5], "business_date": r[6]} for r in rows}
 
 
 def apply_changes(con: duckdb.DuckDBPyConnection, changes: list[Change], *, actor: str, source: str,
@@ -88,13 +88,15 @@ def apply_changes(con: duckdb.DuckDBPyConnection, changes: list[Change], *, acto
             per_change.append(("note", state["note"], note))
         for field, old, new in per_change:
             events.append((next_id, change.discrepancy_id, at, actor, field, old, new, note, source,
-                           state["amount_at_risk"], state["currency"]))
+                           state["amount_at_risk"], state["currency"], state["business_date"]))
             written.append((change.discrepancy_id, field, old, new))
             next_id += 1
         if per_change:  # a later change of the same id in this batch sees this one
             state.update({f: n for f, _, n in per_change})
     if events:
-        con.executemany("INSERT INTO recon.review_events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", events)
+        con.executemany('INSERT INTO recon.review_events (event_id, discrepancy_id, "at", actor, field, old, new, '
+                        'note, source, amount_at_risk, currency, business_date) '
+                        'VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)', events)
         refresh(con)
     return written
 

@@ -50,6 +50,20 @@ def _norm(value) -> str:
     return str(value).strip()
 
 
+def _amount(value) -> Decimal | None:
+    """A money cell as the register's DECIMAL(18,2) (Excel keeps doubles)."""
+    if value is None or value == "":
+        return None
+    try:
+        return Decimal(repr(value) if isinstance(value, float) else str(value)).quantize(Decimal("0.01"))
+    except InvalidOperation:
+        return None
+
+
+def _money(amount, currency) -> str:
+    return f"{amount} {_norm(currency)}".strip()
+
+
 def _rows(sheet) -> tuple[list[str], list[tuple[int, list]]]:
     rows = sheet.iter_rows(values_only=True)
     try:
@@ -108,6 +122,19 @@ def import_workbook(con: duckdb.DuckDBPyConnection, path: Path, *, actor: str) -
                  if _norm(record.get(h)) != _norm(original.get(h))}
         if not edits:
             continue
+        seen_amount, now_amount = _amount(original.get("Amount at risk")), known[discrepancy_id]["amount_at_risk"]
+        if seen_amount != now_amount or _norm(original.get("Currency")) != _norm(known[discrepancy_id]["currency"]):
+            report.rejected.append(
+                f"row {row_no}: the amount of {discrepancy_id} changed since this workbook was exported "
+                f"({_money(seen_amount, original.get('Currency'))} -> "
+                f"{_money(now_amount, known[discrepancy_id]['currency'])}): review it in the latest workbook")
+            continue
+        if "note" in edits and not edits["note"]:
+            report.ignored.append(f"row {row_no}: the note of {discrepancy_id} was cleared (notes are history: "
+                                  "ignored)")
+            del edits["note"]
+            if not edits:
+                continue
         state = UNSET
         if "review_state" in edits:
             if not edits["review_state"]:

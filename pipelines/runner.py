@@ -149,7 +149,13 @@ def run_dates(dates: list[date], *, settings: Settings | None = None,
     outcomes = []
     for i, d in enumerate(dates, 1):
         progress(f"[{i}/{len(dates)}] reconciling business date {d} ...")
-        outcome = run_business_date(d, settings=settings, instance=instance, defs=defs, log_level=log_level)
+        try:
+            outcome = run_business_date(d, settings=settings, instance=instance, defs=defs, log_level=log_level)
+        except Exception as exc:  # outside Dagster's steps (the instance, the warehouse): still alert
+            from pipelines import alerts
+            line = (str(exc).strip().splitlines() or [""])[0]
+            alerts.send(settings.alert_webhook, alerts.failure_text(d, f"{type(exc).__name__}: {line}"))
+            raise
         outcomes.append(outcome)
         if not outcome.success:
             progress(f"[{i}/{len(dates)}] {d} FAILED after {outcome.seconds:.1f}s: {outcome.reason}")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import polars as pl
 
-from pipelines.movement import Figures
+from pipelines.movement import AGE_BUCKETS, Figures
 
 OPEN_SHEET, RESOLVED_SHEET, SUMMARY_SHEET, EXPORTED_SHEET = "Open discrepancies", "Resolved today", "Summary", "_exported"
 # (column of the typed frame, header, width); the review columns are the editable ones.
@@ -48,8 +48,13 @@ MAX_CELL_TEXT = 32_000  # Excel's limit is 32,767 characters
 
 
 def money_format(currency: str | None) -> str:
+    """``#,##0.00 "EUR"``; a zero-decimal currency (ISO 4217: JPY, KRW...) without decimals. The
+    register keeps cents (DECIMAL(18,2)), so a three-decimal currency shows two."""
+    from pipelines.records.currencies import exponent
+
     code = re.sub(r"[^A-Z]", "", (currency or "").upper())[:3]
-    return f'#,##0.00 "{code}"' if code else "#,##0.00"
+    digits = "#,##0" if code and exponent(code) == 0 else "#,##0.00"
+    return f'{digits} "{code}"' if code else digits
 
 
 class _Writer:
@@ -138,29 +143,25 @@ def _summary_sheet(w: _Writer, sheet, d: date, store_currency: str, figures: Fig
     head = w.fmt(bold=True, bg_color="#DDE4EE", border=1)
     bold = w.fmt(bold=True)
     sheet.set_column(0, 0, 30)
-    sheet.set_column(1, 5, 14)
+    sheet.set_column(1, 10, 13)
     sheet.write_string(0, 0, f"Returns reconciliation - business date {d.isoformat()}", title)
     sheet.write_string(1, 0, f"Amounts in the store currency ({store_currency}), converted at the latest order "
                              "rate; the open sheet keeps each order's currency.")
     row = 3
-    for col, text in enumerate(("Rule", "Severity", "Open", f"Amount at risk ({store_currency})", "New today",
-                                "Resolved today")):
+    titles = ("Rule", "Severity", "Open", f"Amount at risk ({store_currency})", "New today", "Persisting",
+              "Resolved today", *(f"Age {label}" for label, _, _ in AGE_BUCKETS))
+    for col, text in enumerate(titles):
         sheet.write_string(row, col, text, head)
-    for rule, severity, n, amount, new, resolved in figures.per_rule:
+    for rule, severity, n, amount, new, persisting, resolved, ages in figures.per_rule:
         row += 1
-        w.cell(sheet, row, 0, rule)
-        w.cell(sheet, row, 1, severity)
-        w.cell(sheet, row, 2, n)
-        w.cell(sheet, row, 3, amount, money=True, currency=store_currency)
-        w.cell(sheet, row, 4, new)
-        w.cell(sheet, row, 5, resolved)
+        for col, value in enumerate((rule, severity, n, amount, new, persisting, resolved, *ages)):
+            w.cell(sheet, row, col, value, money=col == 3, currency=store_currency)
     row += 1
     w.cell(sheet, row, 0, "Total", bold=True)
-    w.cell(sheet, row, 2, sum(r[2] for r in figures.per_rule), bold=True)
-    w.cell(sheet, row, 3, sum((r[3] for r in figures.per_rule), Decimal("0")), money=True,
-           currency=store_currency, bold=True)
-    w.cell(sheet, row, 4, sum(r[4] for r in figures.per_rule), bold=True)
-    w.cell(sheet, row, 5, sum(r[5] for r in figures.per_rule), bold=True)
+    for col in range(2, len(titles)):
+        values = [(r[:7] + r[7])[col] for r in figures.per_rule]
+        total = sum(values, Decimal("0")) if col == 3 else sum(values)
+        w.cell(sheet, row, col, total, money=col == 3, currency=store_currency, bold=True)
     for heading, rows in (("Severity", figures.per_severity), ("Movement", figures.movement),
                           ("Age since first detected", figures.ageing), ("Review state (open)", figures.review_states)):
         row += 2
@@ -172,4 +173,4 @@ def _summary_sheet(w: _Writer, sheet, d: date, store_currency: str, figures: Fig
             w.cell(sheet, row, 1, n)
             w.cell(sheet, row, 2, amount, money=True, currency=store_currency)
     if chart_png is not None and chart_png.exists():
-        sheet.insert_image(3, 7, str(chart_png), {"x_scale": 0.8, "y_scale": 0.8, "object_position": 3})
+        sheet.insert_image(3, 12, str(chart_png), {"x_scale": 0.8, "y_scale": 0.8, "object_position": 3})

@@ -120,3 +120,29 @@ def test_a_receiver_that_refuses_is_not_retried(recon_env, monkeypatch, caplog):
         assert len(refusing.posts) == 1 and "HTTP 403" in caplog.text
     finally:
         refusing.close()
+
+
+def test_a_secret_in_the_webhooks_query_string_never_reaches_the_log(caplog):
+    from pipelines import alerts
+    r = Receiver()
+    try:
+        caplog.set_level(logging.DEBUG)
+        assert alerts.send(r.url + "?token=q-secret-91ab", "hello") is True
+        assert r.posts[0]["path"].endswith("?token=q-secret-91ab")
+        assert "q-secret-91ab" not in caplog.text and HOOK_SECRET not in caplog.text
+        assert "POST <webhook redacted>" in caplog.text  # urllib3's request line, redacted
+    finally:
+        r.close()
+
+
+def test_a_configuration_error_posts_its_reason(recon_env, receiver, monkeypatch, tmp_path, capsys):
+    from pipelines.cli import main
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("thresholds: [not, a, map]\n")
+    monkeypatch.setenv("RECON_CONFIG", str(bad))
+    monkeypatch.setenv("RECON_ALERT_WEBHOOK", receiver.url)
+    assert main(["run", "--date", WORLD_END.isoformat()]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("recon: configuration: ")
+    assert [p["body"]["text"] for p in receiver.posts] == [
+        f"Returns reconciliation {WORLD_END} FAILED: {err.removeprefix('recon: ')}"]

@@ -94,3 +94,53 @@ def test_unknown_ids_apply_nothing_and_unchanged_values_write_no_event(con):
     assert review(con)["a"] == ("OPEN", "RECOVERED", None, "money in on 3 March")
     assert con.execute('SELECT count(DISTINCT "at") >= 1 AND bool_and("at" <= $now) FROM recon.review_events',
                        {"now": datetime.utcnow()}).fetchone()[0]
+
+
+def test_a_decision_broken_by_a_changed_amount_stays_broken_when_the_amount_shrinks_back(con):
+    evaluate(con, D1, ["a"])
+    decide(con, "a", "ACCEPTED")
+    evaluate(con, D2, ["a"], amount=12.0)
+    assert review(con)["a"][1] == "NEW"
+    evaluate(con, D3, ["a"], amount=10.0)    # back to the amount it was accepted on
+    assert review(con)["a"][1] == "NEW", "a break that grew needs a new look, whatever it does next"
+    # a backfill of an earlier date with another amount does not break a later decision
+    decide(con, "a", "ACCEPTED")
+    evaluate(con, D1, ["a"], amount=99.0)
+    assert review(con)["a"][1] == "ACCEPTED"
+
+
+def test_investigating_is_kept_when_the_amount_changes(con):
+    evaluate(con, D1, ["a"])
+    decide(con, "a", "INVESTIGATING", "bo")
+    evaluate(con, D2, ["a"], amount=15.0)
+    assert review(con)["a"] == ("OPEN", "INVESTIGATING", "bo", None)
+
+
+def test_an_old_workbook_imported_again_never_accepts_a_break_at_an_amount_nobody_saw(con, tmp_path):
+    import shutil
+
+    import openpyxl
+
+    from pipelines.export import write_export
+    from pipelines.review_import import import_workbook
+    from pipelines.workbook import OPEN_SHEET
+
+    evaluate(con, D1, ["a", "b"])
+    path = write_export(con, tmp_path / "exports", D1)["workbook"]
+    filled = tmp_path / "filled.xlsx"
+    shutil.copy(path, filled)
+    book = openpyxl.load_workbook(filled)
+    sheet = book[OPEN_SHEET]
+    col = {c.value: c.column for c in sheet[1]}
+    row = next(r for r in range(2, sheet.max_row + 1) if sheet.cell(r, col["Discrepancy ID"]).value == "a")
+    sheet.cell(row, col["Review state"]).value = "ACCEPTED"
+    sheet.cell(row, col["Note"]).value = "tolerated"
+    book.save(filled)
+    assert import_workbook(con, filled, actor="ana").applied == [("a", "review_state", "NEW", "ACCEPTED")]
+    evaluate(con, D2, ["a", "b"], amount=12.0)          # the break grew: a new look
+    assert review(con)["a"][1] == "NEW"
+    again = import_workbook(con, filled, actor="ana")
+    assert again.applied == [] and len(events(con)) == 1
+    assert again.rejected == [f"row {row}: the amount of a changed since this workbook was exported "
+                              "(10.00 -> 12.00): review it in the latest workbook"]
+    assert review(con)["a"][1] == "NEW"

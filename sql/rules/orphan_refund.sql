@@ -12,7 +12,7 @@ SELECT
     'Credit note ' || f.credit_note_number || ' paid out ' || money_text(f.amount, f.currency) || ' for order '
         || coalesce(f.order_reference, '?') || ' line ' || coalesce(f.order_line_reference, '?') || ', but '
         || CASE WHEN f.order_currency IS NULL THEN 'the shop has no such order'
-                ELSE 'the order has no such line' END || ': money out with nothing returned against it.' AS explanation
+                ELSE 'the order has no such line' END || ': money out against a line the shop does not have.' AS explanation
 FROM core.refund_lines f
 WHERE f.business_date = $business_date
   AND f.is_money_out

@@ -25,8 +25,10 @@ SELECT
         || ', ' || units_text(count(u.line_item_reference)) || ' of ' || coalesce(string_agg(DISTINCT u.sku, ', ' ORDER BY u.sku), 'no SKU')
         || ') names order ' || coalesce(w.order_reference, '?')
         || CASE WHEN bool_or(u.known_order IS NOT NULL) THEN '' ELSE ' (unknown to the shop)' END
-        || ' but matches no RMA: ' || money_text(coalesce(sum(u.unit_gross) FILTER (WHERE u.state <> 'Missing'), 0), any_value(u.currency))
-        || ' of goods nobody authorised.' AS explanation
+        || ' but matches no RMA: '
+        || CASE WHEN any_value(u.currency) IS NULL THEN 'goods of unknown value nobody authorised.'
+                ELSE money_text(coalesce(sum(u.unit_gross) FILTER (WHERE u.state <> 'Missing'), 0), any_value(u.currency))
+                     || ' of goods nobody authorised.' END AS explanation
 FROM core.wms_returns w
 LEFT JOIN units u ON u.return_reference = w.return_reference
 WHERE w.business_date = $business_date

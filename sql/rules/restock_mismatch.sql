@@ -32,9 +32,11 @@ SELECT
                 'unit_gross', l.unit_gross, 'restock_lag_days', $restock_lag_days) AS details,
     'Warehouse return ' || w.return_reference || ' (order ' || coalesce(w.order_reference, '?') || ' / SKU ' || p.sku
         || ', completed ' || strftime(w.completed_at, '%Y-%m-%d') || ') graded ' || units_text(p.undamaged)
-        || ' undamaged, but stock adjustments (' || ids_text(p.transactions, 'none') || ') restocked '
-        || units_text(p.restocked) || ' more than ' || days_text($restock_lag_days) || ' after completion: ' || units_text(abs(p.restocked - p.undamaged))
-        || ' worth ' || money_text(coalesce(abs(p.restocked - p.undamaged) * l.unit_gross, 0), l.currency) || ' off.' AS explanation
+        || ' undamaged, but the stock adjustments tagged with it (' || ids_text(p.transactions, 'none') || ') restocked '
+        || units_text(p.restocked) || ' (checked more than ' || days_text($restock_lag_days) || ' after completion): '
+        || units_text(abs(p.restocked - p.undamaged))
+        || CASE WHEN l.unit_gross IS NULL THEN ' apart (no order line gives their value).'
+                ELSE ' worth ' || money_text(abs(p.restocked - p.undamaged) * l.unit_gross, l.currency) || ' apart.' END AS explanation
 FROM per_sku p
 JOIN core.wms_returns w ON w.business_date = $business_date AND w.return_reference = p.return_reference
 LEFT JOIN core.order_lines l

@@ -114,5 +114,7 @@ CREATE TABLE IF NOT EXISTS recon.review_events (
     note VARCHAR,
     source VARCHAR NOT NULL,                 -- 'cli', or the imported file: '<name> sha256:<hex>'
     amount_at_risk DECIMAL(18,2),            -- the discrepancy's amount when the change was made:
-    currency VARCHAR                         -- a decision holds while the amount does not change
+    currency VARCHAR,                        -- a decision holds while the amount does not change
+    business_date DATE                       -- the register's business date then (its latest evaluated date)
 );
+ALTER TABLE recon.review_events ADD COLUMN IF NOT EXISTS business_date DATE;
