@@ -177,7 +177,8 @@ def write_export(con: duckdb.DuckDBPyConnection, export_dir: Path, d: date, stor
     try:
         neutralise_formulas(frame).write_csv(staging / "discrepancies.csv")
         frame.write_parquet(staging / "discrepancies.parquet")
-        series = write_trend_chart(trend_frame, staging / "trend.png", d, store_currency, moves)
+        series = write_trend_chart(trend_frame, staging / "trend.png", d, store_currency, moves,
+                                   [(label, n) for label, n, _ in figures.ageing])
         write_workbook(staging / "discrepancies.xlsx", d, store_currency, typed, resolved, figures,
                        staging / "trend.png", STATES)
         if final.exists():
@@ -215,17 +216,21 @@ def remove_stale_staging(export_dir: Path, d: date) -> list[str]:
 
 
 def write_trend_chart(frame: pl.DataFrame, path: Path, d: date, store_currency: str = "EUR",
-                      moves: pl.DataFrame | None = None) -> list[str]:
-    """Three panels: open count and amount at risk with one line per rule that fired, and the
-    movement (new and resolved per date); returns the rules drawn."""
+                      moves: pl.DataFrame | None = None, ageing: list[tuple[str, int]] | None = None) -> list[str]:
+    """Open count and amount at risk with one line per rule that fired, the movement (new and
+    resolved per date) and the open discrepancies of D by age; returns the rules drawn."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     rules = sorted(frame["rule"].unique().to_list()) if frame.height else []
     dates = sorted(frame["business_date"].unique().to_list()) if frame.height else [d]
-    fig, (ax_count, ax_amount, ax_moves) = plt.subplots(3, 1, figsize=(11, 9), sharex=True,
-                                                        gridspec_kw={"height_ratios": [3, 3, 2]})
+    fig = plt.figure(figsize=(11, 11))
+    grid = fig.add_gridspec(4, 1, height_ratios=[3, 3, 2, 1.4])
+    ax_count = fig.add_subplot(grid[0])
+    ax_amount = fig.add_subplot(grid[1], sharex=ax_count)
+    ax_moves = fig.add_subplot(grid[2], sharex=ax_count)
+    ax_age = fig.add_subplot(grid[3])
     colours = plt.get_cmap("tab20").colors
     markers = "osD^vP*Xhp<>8"
     for i, rule in enumerate(rules):
@@ -252,7 +257,19 @@ def write_trend_chart(frame: pl.DataFrame, path: Path, d: date, store_currency: 
         ax_moves.xaxis.set_major_locator(mdates.DayLocator(interval=max(1, len(x) // 10)))
         ax_moves.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
     ax_moves.set_ylabel("new / resolved")
-    fig.autofmt_xdate()
+    if ageing:
+        labels = [label for label, _ in ageing]
+        counts = [n for _, n in ageing]
+        ax_age.barh(labels, counts, color="#1f77b4")
+        for y, n in enumerate(counts):
+            ax_age.text(n, y, f" {n}", va="center", fontsize="small")
+        ax_age.invert_yaxis()
+    ax_age.set_title(f"open on {d.isoformat()} by age since first detected", fontsize="small")
+    for label in ax_count.get_xticklabels() + ax_amount.get_xticklabels():
+        label.set_visible(False)
+    for label in ax_moves.get_xticklabels():
+        label.set_rotation(30)
+        label.set_horizontalalignment("right")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
