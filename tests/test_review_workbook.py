@@ -195,6 +195,12 @@ def test_the_workbook_opens_in_libreoffice_and_its_summary_equals_the_register(e
     store_col = rows_[0].index("Amount at risk (store currency)")
     open_total = sum(Decimal(repr(r[store_col])).quantize(Decimal("0.01")) for r in rows_[1:])
     assert Decimal(by_label["Total"][3]) == open_total
+    # the review-state block counts the open sheet's states as exported
+    state_col = rows_[0].index("Review state")
+    from collections import Counter
+    exported_states = Counter(r[state_col] for r in rows_[1:])
+    from pipelines.review import STATES
+    assert {s_: int(by_label[s_][1]) for s_ in STATES} == {s_: exported_states.get(s_, 0) for s_ in STATES}
     (new, persisting, resolved), = query(settings, MOVEMENT_SQL, {"d": D, "d0": D0})
     assert (int(by_label["new today"][1]), int(by_label["persisting"][1]), int(by_label["resolved today"][1])) == \
         (new, persisting, resolved)
