@@ -15,7 +15,7 @@ CORE_ASSETS = {
     ),
     "data_issues": (
         [["raw", "oc_returns"], ["raw", "oc_return_history"], ["raw", "oc_order_lines"], ["raw", "refund_lines"],
-         ["raw", "wms_returns"], ["raw", "wms_probed_returns"], ["raw", "wms_stock_adjustments"]],
+         ["raw", "payment_refunds"], ["raw", "wms_returns"], ["raw", "wms_probed_returns"], ["raw", "wms_stock_adjustments"]],
         "Records that failed validation (recon.rejects), per order, RMA or warehouse return they name: the "
         "rules leave those grains unjudged rather than judge them as if the record did not exist.",
     ),
@@ -36,6 +36,16 @@ CORE_ASSETS = {
         [["raw", "refund_lines"], ["raw", "oc_orders"], ["raw", "oc_order_lines"], ["core", "order_lines"]],
         "Refunds per credit note and order line, each credit note as it stood at the end of the business "
         "date (its latest version by then); 'money out' means released and paid.",
+    ),
+    "credit_notes": (
+        [["core", "refund_lines"]],
+        "Credit notes as they stood at the end of the business date, one row each: what the shop owes "
+        "(the money-out payments of all lines, shipping included), in the note's currency, and when it was released.",
+    ),
+    "provider_refunds": (
+        [["raw", "payment_refunds"]],
+        "Refunds the payment provider sent, created by the end of the business date, with the status the run read "
+        "and the order and credit note the shop's integration named.",
     ),
     "stock_adjustment_lines": (
         [["raw", "wms_stock_adjustments"], ["raw", "wms_stock_adjustment_lines"], ["core", "wms_returns"]],

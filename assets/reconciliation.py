@@ -2,6 +2,7 @@
 discrepancy rules and the discrepancy lifecycle."""
 import dagster as dg
 
+from pipelines.payment_matching import match_payments
 from pipelines.partitions import WAREHOUSE_POOL, business_date_of, daily_partitions, utc_now
 from pipelines.reconcile import detect, merge_discrepancies, rebuild, summary, summary_markdown
 from pipelines.resources.config import ReconConfigResource
@@ -26,6 +27,22 @@ def rma_matches(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                                           **{f"links_by_{k}": v for k, v in sorted(by_method.items())}})
 
 
+@dg.asset(key=["recon", "payment_matches"], deps=[["core", "credit_notes"], ["core", "provider_refunds"]],
+          description="Which credit note each payment-provider refund was tied to, and how: by the credit note "
+                      "number in its metadata, else by order + amount not yet covered within payment_match_days "
+                      "of the note's release (refunds in created order, first hit wins).", **COMMON)
+def payment_matches(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                    recon_config: ReconConfigResource) -> dg.MaterializeResult:
+    d = business_date_of(context)
+    with warehouse.transaction() as con:
+        counts = match_payments(con, d, recon_config.load())
+        rows = con.execute("SELECT count(*) FROM recon.payment_matches WHERE business_date = $d",
+                           {"d": d}).fetchone()[0]
+    return dg.MaterializeResult(metadata={"dagster/row_count": dg.MetadataValue.int(rows),
+                                          **{f"links_by_{k}" if k not in ("refunds", "unlinked") else k: v
+                                             for k, v in sorted(counts.items())}})
+
+
 @dg.asset(key=["recon", "order_line_positions"],
           deps=[["recon", "rma_matches"], ["core", "order_lines"], ["core", "refund_lines"], ["core", "data_issues"]],
           description="Per order line: units requested, received, accepted and damaged, and money refunded - "
@@ -40,7 +57,8 @@ def order_line_positions(context: dg.AssetExecutionContext, warehouse: Warehouse
 
 @dg.asset(key=["recon", "discrepancy_detections"],
           deps=[["recon", "order_line_positions"], ["recon", "rma_matches"], ["core", "stock_levels"],
-                ["core", "stock_adjustment_lines"], ["core", "refund_lines"], ["core", "data_issues"]],
+                ["core", "stock_adjustment_lines"], ["core", "refund_lines"], ["core", "data_issues"],
+                ["recon", "payment_matches"], ["core", "credit_notes"], ["core", "provider_refunds"]],
           description="Every discrepancy each rule found on the business date (one SQL file per rule in sql/rules/).",
           **COMMON)
 def discrepancy_detections(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
@@ -70,4 +88,4 @@ def discrepancies(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     })
 
 
-defs = dg.Definitions(assets=[rma_matches, order_line_positions, discrepancy_detections, discrepancies])
+defs = dg.Definitions(assets=[rma_matches, payment_matches, order_line_positions, discrepancy_detections, discrepancies])

@@ -14,6 +14,7 @@ from pipelines.resources.warehouse import WarehouseResource
 
 UNIT_STATES = ["WaitingToBeProcessed", "Missing", "Damaged", "Undamaged"]
 WMS_STATES = ["ReturnCreated", "ArrivedToWarehouse", "Completed"]
+PROVIDER_STATUSES = ["pending", "requires_action", "succeeded", "failed", "canceled"]
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,27 @@ TABLE_CHECKS = [
                                label="discrepancy_id is unique on the business date"),
                         expect("ExpectColumnValuesToNotBeNull", column="discrepancy_id",
                                label="discrepancy_id is set")]),
+    TableCheck("payment_refunds_valid", ("raw", "payment_refunds"), True,
+               "BLOCKING: the versions the run wrote have one row per provider refund, an exact amount, a "
+               "currency and one of the provider's statuses (only succeeded refunds count as paid).",
+               lambda: [expect("ExpectColumnValuesToBeUnique", column="refund_id", label="refund_id is unique"),
+                        expect("ExpectColumnValuesToNotBeNull", column="amount", label="amount is set"),
+                        expect("ExpectColumnValuesToNotBeNull", column="currency", label="currency is set"),
+                        expect("ExpectColumnValuesToBeInSet", column="status", value_set=PROVIDER_STATUSES,
+                               label="status is a provider status")]),
+    TableCheck("credit_notes_unique", ("core", "credit_notes"), True,
+               "BLOCKING: one row per credit note; a repeat would double what the shop owes in "
+               "PAYMENT_AMOUNT_MISMATCH and CREDIT_NOTE_NOT_PAID.",
+               lambda: [expect("ExpectColumnValuesToBeUnique", column="credit_note_number",
+                               label="credit_note_number is unique")]),
+    TableCheck("provider_refunds_unique", ("core", "provider_refunds"), True,
+               "BLOCKING: one row per provider refund; a repeat would count a payout twice.",
+               lambda: [expect("ExpectColumnValuesToBeUnique", column="refund_id", label="refund_id is unique")]),
+    TableCheck("payment_matches_one_note_per_refund", ("recon", "payment_matches"), True,
+               "BLOCKING: each provider refund is linked to at most one credit note (reconciliation.md).",
+               lambda: [expect("ExpectColumnValuesToBeUnique", column="refund_id", label="refund_id is unique"),
+                        expect("ExpectColumnValuesToBeInSet", column="method", value_set=["reference", "order_amount"],
+                               label="method is reference or order_amount")]),
     TableCheck("stock_levels_unique_sku", ("core", "stock_levels"), True,
                "BLOCKING: one row per SKU; a repeat would double UNSYNCED_STOCK_ADJUSTMENT.",
                lambda: [expect("ExpectColumnValuesToBeUnique", column="sku", label="sku is unique"),

@@ -110,11 +110,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
         step(f"reusing the demo world in {world_dir}")
 
     from pipelines.demo.emulator import WmsEmulator, WmsWorld
+    from pipelines.settings import DEMO_PAYMENTS_KEY
     emulator = WmsEmulator(WmsWorld.load(world_dir), tenant_id=manifest["tenant_id"], token=manifest["token"])
     base_url = emulator.start()
-    step(f"WMS API emulator listening on {base_url}")
+    step(f"emulator listening on {base_url} (WMS API /openapi/v1/, payment provider /v1/)")
     os.environ.update({
         "OPLOG_BASE_URL": base_url,
+        "PAYMENTS_API_BASE": base_url,
+        "PAYMENTS_API_KEY": str(manifest.get("payments_key") or DEMO_PAYMENTS_KEY),
         "OPLOG_TENANT_ID": manifest["tenant_id"],
         "OPLOG_TOKEN": manifest["token"],
         "STOREFRONT_DB_URL": f"sqlite:///{world_dir / 'storefront.sqlite'}",
@@ -198,6 +201,7 @@ def cmd_emulator(args: argparse.Namespace) -> int:
     serve_forever(world_dir, args.host, args.port,
                   tenant_id=os.environ.get("OPLOG_TENANT_ID") or manifest["tenant_id"],
                   token=os.environ.get("OPLOG_TOKEN") or manifest["token"],
+                  payments_key=os.environ.get("PAYMENTS_API_KEY") or manifest.get("payments_key"),
                   rate_limit_per_minute=args.rate_limit)
     return 0
 

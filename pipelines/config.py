@@ -20,7 +20,11 @@ RULES = (
     "RECEIVED_NOT_REFUNDED", "QUANTITY_MISMATCH", "RMA_NOT_RECEIVED", "STATUS_MISMATCH",
     "ORPHAN_WMS_RETURN", "REFERENCE_MISMATCH", "RESTOCK_MISMATCH", "ORPHAN_REFUND",
     "UNSYNCED_STOCK_ADJUSTMENT", "REFUND_CURRENCY_MISMATCH",
+    "CREDIT_NOTE_NOT_PAID", "PAYMENT_WITHOUT_CREDIT_NOTE", "PAYMENT_AMOUNT_MISMATCH",
 )
+# Rules that judge the payment provider's refunds: they find nothing for a date the provider was
+# not read for (PAYMENTS_API_BASE=none), rather than call every credit note unpaid.
+PAYMENT_RULES = ("CREDIT_NOTE_NOT_PAID", "PAYMENT_WITHOUT_CREDIT_NOTE", "PAYMENT_AMOUNT_MISMATCH")
 SEVERITIES = ("HIGH", "MEDIUM", "LOW")
 CANONICAL_STATUSES = ("REQUESTED", "AUTHORIZED", "COMPLETED", "REJECTED", "CANCELED")
 CANONICAL_ACTIONS = ("REFUNDED", "CREDIT_ISSUED", "REPLACEMENT_SENT", "WAITING_FOR_RETURN")
@@ -59,6 +63,11 @@ class ReconConfig:
         return value
 
     @property
+    def payments(self) -> dict[str, float]:
+        """The ``payments`` section (polling of the provider), validated in ``load_config``."""
+        return {k: float(v) for k, v in (self.raw.get("payments") or {}).items()}
+
+    @property
     def amount_tolerance(self) -> Decimal:
         """The money tolerance as an exact decimal (the YAML text, not its binary float)."""
         return _decimal(self.raw["thresholds"]["amount_tolerance"])
@@ -74,12 +83,14 @@ class ReconConfig:
             "status_lag_days": int(t["status_lag_days"]),
             "restock_lag_days": int(t["restock_lag_days"]),
             "stock_lookback_days": int(t["stock_lookback_days"]),
+            "payment_match_days": int(t["payment_match_days"]),
+            "payment_lag_days": int(t["payment_lag_days"]),
             "store_currency": self.store_currency,
         }
 
 
 _REQUIRED_THRESHOLDS = ("amount_tolerance", "refund_sla_days", "transit_days", "status_lag_days",
-                        "restock_lag_days", "stock_lookback_days")
+                        "restock_lag_days", "stock_lookback_days", "payment_match_days", "payment_lag_days")
 
 
 def load_config(path: str | Path | None = None) -> ReconConfig:
@@ -96,7 +107,7 @@ def load_config(path: str | Path | None = None) -> ReconConfig:
     if path != DEFAULT_CONFIG_PATH:
         base = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
         raw = _deep_merge(base, raw)
-    for section in ("thresholds", "severities", "rma_status_map", "rma_action_map", "wms", "retention"):
+    for section in ("thresholds", "severities", "rma_status_map", "rma_action_map", "wms", "retention", "payments"):
         if raw.get(section) is not None and not isinstance(raw[section], dict):
             raise ConfigError(f"{section} must be a mapping (key: value lines), got a {type(raw[section]).__name__}")
 
@@ -133,6 +144,9 @@ def load_config(path: str | Path | None = None) -> ReconConfig:
     for key, value in wms.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
             raise ConfigError(f"wms.{key} must be a non-negative number, got {value!r}")
+    for key, value in (raw.get("payments") or {}).items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ConfigError(f"payments.{key} must be a non-negative number, got {value!r}")
     currency = str(raw.get("store_currency") or "")
     if not re.fullmatch(r"[A-Z]{3}", currency):
         raise ConfigError(f"store_currency must be an ISO currency code, got {currency!r}")

@@ -19,7 +19,7 @@ from pipelines.resources.warehouse import run_sql, run_sql_file
 from pipelines.settings import SQL_DIR
 
 CORE_TABLES = ("order_lines", "data_issues", "rma_lines", "wms_returns", "wms_return_units", "refund_lines",
-               "stock_adjustment_lines", "stock_levels")
+               "credit_notes", "provider_refunds", "stock_adjustment_lines", "stock_levels")
 RULE_COLUMNS = ("order_reference, order_line_reference, rma_reference, return_reference, tracking_id, sku, "
                 "refund_reference, quantity_gap, amount_at_risk, currency, details, explanation")
 

@@ -16,6 +16,7 @@ DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent / "default_config.yaml"
 DEMO_TENANT_ID = "demo-tenant"
 DEMO_TOKEN = "demo-token-3f9c2a71"
 DEMO_EMULATOR_PORT = 8765
+DEMO_PAYMENTS_KEY = "sk_test_demo_4c1e7b90"
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,9 @@ class Settings:
     storefront_db_url: str
     storefront_table_prefix: str
     refund_ledger_path: Path
+    # the payment provider (Stripe-compatible); None: the source is disabled (PAYMENTS_API_BASE=none)
+    payments_api_base: str | None = None
+    payments_api_key: str = field(default="", repr=False)
     # IANA zone in which OpenCart writes its datetimes (its config_timezone)
     storefront_timezone: str = "UTC"
     # URL that receives a JSON summary after each run (Slack-compatible); None: no alert.
@@ -67,4 +71,16 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         refund_ledger_path=Path(get("REFUND_LEDGER_PATH") or demo / "ledger"),
         storefront_timezone=(get("STOREFRONT_TIMEZONE") or "UTC").strip() or "UTC",
         alert_webhook=get("RECON_ALERT_WEBHOOK"),
+        payments_api_base=_payments_base(get("PAYMENTS_API_BASE")),
+        payments_api_key=get("PAYMENTS_API_KEY") or DEMO_PAYMENTS_KEY,
     )
+
+
+def _payments_base(value: str | None) -> str | None:
+    """``PAYMENTS_API_BASE``: unset is the demo's emulator (the WMS emulator serves ``/v1/`` too),
+    ``none`` disables the source."""
+    if value is None:
+        return f"http://127.0.0.1:{DEMO_EMULATOR_PORT}"
+    if value.strip().lower() == "none":
+        return None
+    return value.strip().rstrip("/")

@@ -44,6 +44,8 @@ def emulator(demo_world, manifest):
 
 
 def make_env(home: Path, world: Path, manifest: dict, base_url: str, **extra: str) -> dict[str, str]:
+    from pipelines.settings import DEMO_PAYMENTS_KEY
+
     env = {
         "RECON_HOME": str(home),
         "OPLOG_BASE_URL": base_url,
@@ -51,6 +53,9 @@ def make_env(home: Path, world: Path, manifest: dict, base_url: str, **extra: st
         "OPLOG_TOKEN": manifest["token"],
         "STOREFRONT_DB_URL": f"sqlite:///{world / 'storefront.sqlite'}",
         "REFUND_LEDGER_PATH": str(world / "ledger"),
+        # the emulator serves the payment provider on /v1/ when the world has one; else disabled
+        "PAYMENTS_API_BASE": base_url if (world / "payments").is_dir() else "none",
+        "PAYMENTS_API_KEY": str(manifest.get("payments_key") or DEMO_PAYMENTS_KEY),
     }
     env.update(extra)
     return env

@@ -50,6 +50,25 @@ CASES = {
         {"discrepancy_id": ["D-1", "D-2"], "rule": ["OVER_REFUND", "OVER_REFUND"]},
         {"discrepancy_id": ["D-1", "D-1"], "rule": ["OVER_REFUND", "OVER_REFUND"]},
     ),
+    "payment_refunds_valid": (
+        {"refund_id": ["re_1", "re_2"], "amount": [1.5, 0.0], "currency": ["EUR", "JPY"],
+         "status": ["succeeded", "failed"]},
+        # a refund twice, an amount missing, an unknown status
+        {"refund_id": ["re_1", "re_1"], "amount": [1.5, None], "currency": ["EUR", "EUR"],
+         "status": ["succeeded", "paid"]},
+    ),
+    "credit_notes_unique": (
+        {"credit_note_number": ["CN-1", "CN-2"]},
+        {"credit_note_number": ["CN-1", "CN-1"]},
+    ),
+    "provider_refunds_unique": (
+        {"refund_id": ["re_1", "re_2"]},
+        {"refund_id": ["re_1", "re_1"]},
+    ),
+    "payment_matches_one_note_per_refund": (
+        {"refund_id": ["re_1", "re_2"], "method": ["reference", "order_amount"]},
+        {"refund_id": ["re_1", "re_1"], "method": ["reference", "amount"]},
+    ),
     "stock_levels_unique_sku": (
         {"sku": ["S1", "S2"]},
         {"sku": ["S1", "S1"]},

@@ -73,6 +73,9 @@ KEYS_BY_RULE = {
     "ORPHAN_REFUND": {"refund_reference", "order_line_reference"},
     "UNSYNCED_STOCK_ADJUSTMENT": {"sku"},
     "REFUND_CURRENCY_MISMATCH": {"refund_reference", "order_line_reference"},
+    "CREDIT_NOTE_NOT_PAID": {"refund_reference", "kind", "order_reference"},
+    "PAYMENT_WITHOUT_CREDIT_NOTE": {"refund_reference"},
+    "PAYMENT_AMOUNT_MISMATCH": {"refund_reference", "order_reference"},
 }
 LOOKALIKE_KINDS = {
     "redelivered_refund", "partial_returns_two_credit_notes", "refund_within_tolerance", "appeasement_on_top",
@@ -83,6 +86,9 @@ LOOKALIKE_KINDS = {
     "refund_currency_absent", "option_variants_refunded_per_row", "credit_note_released_after_T",
     "stale_pending_redelivered", "damaged_graded_after_T", "rma_status_unmapped_on_hold",
     "rma_model_typed_product_0", "rma_canceled_spelling", "refund_three_decimals",
+    "paid_in_two_parts", "paid_part_then_remainder_by_amount", "failed_then_succeeded", "zero_decimal_currency",
+    "reference_without_order_id", "payout_just_inside_window", "released_2d_paid_after_T",
+    "rejected_provider_refund",
 }
 
 
@@ -115,6 +121,7 @@ class World:
         self.returns = jsonl(root / "wms" / "returns.jsonl")
         self.adjustments = jsonl(root / "wms" / "stock_adjustments.jsonl")
         self.stocks = jsonl(root / "wms" / "stocks.jsonl")
+        self.payments = jsonl(root / "payments" / "refunds.jsonl")
         self.ledger_files = sorted((root / "ledger").glob("*.jsonl"))
         self.ledger: list[tuple[str, int, str]] = []  # (file, line number, text)
         for f in self.ledger_files:
@@ -238,9 +245,9 @@ def test_storefront_foreign_keys_and_order_shape(world):
         variants += len({pid for pid, _ in rows}) < len(rows)
     assert variants >= 2
     assert {o["order_status_id"] for o in orders.values()} == {0, 5}  # 0: abandoned checkouts
-    assert {o["currency_code"] for o in orders.values()} == {"EUR", "USD", "GBP"}
+    assert {o["currency_code"] for o in orders.values()} == {"EUR", "USD", "GBP", "JPY"}  # JPY: a payment look-alike
     assert {(o["currency_code"], float(o["currency_value"])) for o in orders.values()} == {
-        ("EUR", 1.0), ("USD", 1.085), ("GBP", 0.8612)}
+        ("EUR", 1.0), ("USD", 1.085), ("GBP", 0.8612), ("JPY", 162.5)}
     qty_of = Counter()  # (order, model) -> ordered quantity over the rows of that SKU
     for ln in lines:
         qty_of[(ln["order_id"], ln["model"].strip().lower())] += ln["quantity"]
@@ -524,7 +531,7 @@ def test_ground_truth_shape_and_rule_coverage(world):
     cases = world.gt["cases"]
     assert set(world.gt) == {"business_date", "cases", "lookalikes"}
     by_rule = Counter(c["rule"] for c in cases)
-    assert set(by_rule) == set(RULES) and len(RULES) == 14
+    assert set(by_rule) == set(RULES) and len(RULES) == 17
     assert all(n >= 2 for n in by_rule.values()), by_rule
     assert len({c["case_id"] for c in cases}) == len(cases)
     grains = [(c["rule"], tuple(sorted(c["keys"].items()))) for c in cases]
@@ -572,6 +579,10 @@ def test_ground_truth_keys_exist_in_the_sources(world):
                     or lines[k["order_line_reference"]]["order_id"] in abandoned)
         elif c["rule"] == "UNSYNCED_STOCK_ADJUSTMENT":
             assert k["sku"] in skus
+        elif c["rule"] == "PAYMENT_WITHOUT_CREDIT_NOTE":
+            assert k["refund_reference"] in {p["id"] for p in world.payments}
+        elif c["rule"] in ("CREDIT_NOTE_NOT_PAID", "PAYMENT_AMOUNT_MISMATCH"):
+            assert k["refund_reference"] in cns
         else:
             assert k["return_reference"] in wms
     for la in world.gt["lookalikes"]:

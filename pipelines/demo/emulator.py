@@ -159,12 +159,15 @@ class WmsWorld:
     stock_adjustments: list[dict] = field(default_factory=list)
     stocks: list[dict] = field(default_factory=list)
     manifest: dict = field(default_factory=dict)
+    # the payment provider's refunds (Stripe objects), None when the world has no payments/ folder
+    payment_refunds: list[dict] | None = None
 
     @classmethod
     def load(cls, world_dir: Path) -> "WmsWorld":
         """Read ``<world_dir>/wms/{returns,stock_adjustments,stocks}.jsonl`` and the
-        optional ``<world_dir>/manifest.json``. A missing jsonl file is an empty list;
-        a missing ``wms`` directory is an error."""
+        optional ``<world_dir>/manifest.json`` and ``<world_dir>/payments/refunds.jsonl`` (the
+        payment provider's refunds). A missing jsonl file is an empty list; a missing ``wms``
+        directory is an error."""
         world_dir = Path(world_dir)
         wms = world_dir / "wms"
         if not wms.is_dir():
@@ -176,6 +179,8 @@ class WmsWorld:
             stock_adjustments=_read_jsonl(wms / "stock_adjustments.jsonl"),
             stocks=_read_jsonl(wms / "stocks.jsonl"),
             manifest=manifest if isinstance(manifest, dict) else {},
+            payment_refunds=(_read_jsonl(world_dir / "payments" / "refunds.jsonl")
+                             if (world_dir / "payments").is_dir() else None),
         )
 
 
@@ -753,8 +758,16 @@ class WmsEmulator:
         retry_after_seconds: float | None = None,
         seed: int = 0,
         payments: Any = None,
+        payments_key: str | None = None,
     ) -> None:
-        # the payment provider's API (pipelines/demo/payments_emulator.PaymentsApi), served on /v1/
+        # the payment provider's API (pipelines/demo/payments_emulator.PaymentsApi), served on /v1/:
+        # the one given, else one over the world's payment refunds (when it has them)
+        if payments is None and world.payment_refunds is not None:
+            from pipelines.demo.payments_emulator import PaymentsApi
+            from pipelines.settings import DEMO_PAYMENTS_KEY
+
+            payments = PaymentsApi(world.payment_refunds,
+                                   key=payments_key or str(world.manifest.get("payments_key") or DEMO_PAYMENTS_KEY))
         self.payments = payments
         self.world = copy.deepcopy(world)
         self.tenant_id = tenant_id
@@ -1307,7 +1320,7 @@ def serve_forever(world_dir: Path, host: str = "127.0.0.1", port: int = 0, **kwa
     ``kwargs`` or else the world's ``manifest.json`` (``tenant_id``, ``token``) or else the
     demo defaults. Prints the base URL (never the token) on stdout."""
     world = WmsWorld.load(Path(world_dir))
-    for key in ("tenant_id", "token"):
+    for key in ("tenant_id", "token", "payments_key"):
         if kwargs.get(key) is None and world.manifest.get(key):
             kwargs[key] = str(world.manifest[key])
         elif kwargs.get(key) is None:

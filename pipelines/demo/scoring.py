@@ -26,6 +26,9 @@ GRAIN = {
     "ORPHAN_REFUND": ("refund_reference", "order_line_reference"),
     "UNSYNCED_STOCK_ADJUSTMENT": ("sku",),
     "REFUND_CURRENCY_MISMATCH": ("refund_reference", "order_line_reference"),
+    "CREDIT_NOTE_NOT_PAID": ("refund_reference", "kind"),
+    "PAYMENT_WITHOUT_CREDIT_NOTE": ("refund_reference",),
+    "PAYMENT_AMOUNT_MISMATCH": ("refund_reference",),
 }
 
 

@@ -80,12 +80,14 @@ _EPOCH = datetime(1970, 1, 1)
 
 TENANT_ID = "demo-tenant"
 TOKEN = "demo-token-3f9c2a71"
+PAYMENTS_KEY = "sk_test_demo_4c1e7b90"  # the payment provider's secret key (pipelines.settings.DEMO_PAYMENTS_KEY)
 STORE_CURRENCY = "EUR"
 CENT = Decimal("0.01")
 Q4 = Decimal("0.0001")
 BATCH = 5000
 
-CURRENCIES = {"EUR": Decimal("1.0000"), "USD": Decimal("1.0850"), "GBP": Decimal("0.8612")}
+CURRENCIES = {"EUR": Decimal("1.0000"), "USD": Decimal("1.0850"), "GBP": Decimal("0.8612"),
+              "JPY": Decimal("162.5000")}  # JPY (zero-decimal) only for payment look-alikes
 
 # Return statuses: stock OpenCart ids 1..3, shop-added 4, 5. (id, English, German)
 # "On Hold" (6) is a shop-added name the default map does not know (a data-quality warning, the RMA
@@ -112,7 +114,8 @@ ORDER_STATUSES = [(1, "Pending", "Ausstehend"), (2, "Processing", "In Bearbeitun
 RULES = ["DUPLICATE_REFUND", "OVER_REFUND", "REFUND_WITHOUT_RECEIPT", "REFUND_FOR_DAMAGED_GOODS",
          "RECEIVED_NOT_REFUNDED", "QUANTITY_MISMATCH", "RMA_NOT_RECEIVED", "STATUS_MISMATCH",
          "ORPHAN_WMS_RETURN", "REFERENCE_MISMATCH", "RESTOCK_MISMATCH", "ORPHAN_REFUND",
-         "UNSYNCED_STOCK_ADJUSTMENT", "REFUND_CURRENCY_MISMATCH"]
+         "UNSYNCED_STOCK_ADJUSTMENT", "REFUND_CURRENCY_MISMATCH",
+         "CREDIT_NOTE_NOT_PAID", "PAYMENT_WITHOUT_CREDIT_NOTE", "PAYMENT_AMOUNT_MISMATCH"]
 
 REFUND_METHOD = "magento.postsales.refund_management.updated"
 RETURN_UPDATED_METHOD = "magento.postsales.return_management.updated"
@@ -373,13 +376,21 @@ class World:
         self.by_rule = {rule: 0 for rule in RULES}
         self._recent_case_ids: list[str] = []
         self.expected_rejects: list[dict] = []
+        self.expected_payment_rejects: list[dict] = []
         self.probe_case: dict | None = None
         self.counts: dict[str, int] = {}
         self.rma_total = 0
         self._last_refund_line: str | None = None
+        self._live_orders: set[int] = set()  # orders the storefront knows (not abandoned checkouts)
         self.scenario_orders: set[int] = set()  # orders built by cases/look-alikes (for self-checks)
         self.scenario_returns: set[str] = set()
         self._scenario_active = False
+        # credit notes as of now (latest status date wins) and what the payment provider does about
+        # them (pipelines/demo/world_payments.py): a plan per note, set by the payment scenarios
+        self.notes: dict[str, dict] = {}
+        self.payment_plans: dict[str, list[dict]] = {}
+        self.payment_objects: list = []
+        self.pay_rng = random.Random(seed * 1_000_003 + 17)  # apart from rng: the shop stays as it was
         self._open_writers()
 
     # ------------------------------------------------------------ writers
@@ -538,6 +549,8 @@ class World:
                                fmt_oc(modified)))
         if self._scenario_active:
             self.scenario_orders.add(o.order_id)
+        if status != 0:
+            self._live_orders.add(o.order_id)
         return o
 
     def random_items(self, must: list[tuple[Product, int]] | None = None, extra: int | None = None,
@@ -744,7 +757,26 @@ class World:
             self._ledger_write(t2, text)
             self.counts["refund_messages"] += 1
         self._last_refund_line = text
+        self._track_note(cn, order, order_id, currency, status, status_at, lines, rejected)
         return cn
+
+    def _track_note(self, cn: str, order, order_id: str, currency: str | None, status: str, status_at: int,
+                    lines: list[dict], rejected: bool) -> None:
+        """The note's state as the ledger resolves it: the version with the latest status date."""
+        old = self.notes.get(cn)
+        if old is not None and (rejected or (not old["rejected"] and status_at <= old["status_at"])):
+            return  # a bad line never replaces a note; of equal dates the first delivered wins
+        amount = Decimal(0)
+        if status == "RELEASED" and not rejected:
+            for ln in lines:
+                for pay in ln["payments"]:
+                    if pay["status"]["code"] == "REFUNDED":
+                        amount += Decimal(pay["details"]["cost_gross"])
+        known = isinstance(order, Order) and order.order_id in self._live_orders
+        effective = currency or (order.currency if known else None)
+        self.notes[cn] = {"cn": cn, "order_id": order_id, "currency": effective, "explicit_currency": currency,
+                          "order_known": known, "status": status, "status_at": status_at, "amount": amount,
+                          "rejected": rejected, "scenario": self._scenario_active}
 
     def other_message(self, t: int, method: str, rma: Rma, status: str | None = None) -> None:
         t = sec(t)
@@ -1032,6 +1064,9 @@ class World:
 
     # ------------------------------------------------------------ finish
     def finish(self) -> dict:
+        from pipelines.demo.world_payments import write_payments
+
+        write_payments(self)
         r = self.rng
         # stock levels: storefront oc_product and WMS stocks, in sync unless a case set a gap
         with open(self.out / "wms" / "stocks.jsonl", "w", encoding="utf-8", newline="\n") as f:
@@ -1066,10 +1101,11 @@ class World:
             "seed": self.seed, "n_returns": self.n_returns, "end_date": self.end_date.isoformat(),
             "business_date": self.end_date.isoformat(),
             "as_of": fmt_wms(self.T)[:19] + "Z", "now": fmt_wms(self.now)[:19] + "Z",
-            "tenant_id": TENANT_ID, "token": TOKEN, "store_currency": STORE_CURRENCY,
+            "tenant_id": TENANT_ID, "token": TOKEN, "payments_key": PAYMENTS_KEY, "store_currency": STORE_CURRENCY,
             "files": {"storefront": "storefront.sqlite", "table_prefix": "oc_",
                       "wms_returns": "wms/returns.jsonl", "wms_stock_adjustments": "wms/stock_adjustments.jsonl",
                       "wms_stocks": "wms/stocks.jsonl", "ledger_dir": "ledger",
+                      "payment_refunds": "payments/refunds.jsonl",
                       "ground_truth": "ground_truth.json"},
             "counts": counts,
             "count_definitions": {
@@ -1085,8 +1121,11 @@ class World:
                                 "and not-money-out lines included",
                 "other_messages": "return_management.* messages (to be ignored by the refund ledger)",
                 "expected_rejects": "ledger lines a connector must reject (listed in expected_rejects)",
+                "payment_refunds": "refund objects of the payment provider (payments/refunds.jsonl), the "
+                                   "malformed ones included (listed in expected_payment_rejects)",
             },
             "expected_rejects": self.expected_rejects,
+            "expected_payment_rejects": self.expected_payment_rejects,
             "probe_case": self.probe_case,
             "ground_truth": {"cases": self.n_cases, "lookalikes": self.n_lookalikes, "by_rule": dict(self.by_rule)},
         }
@@ -1950,6 +1989,12 @@ LOOKALIKES: list[tuple[str, Callable[[World, int], None], int | None]] = [
     ("rma_canceled_spelling", la_rma_canceled_spelling, None),
     ("refund_three_decimals", la_three_decimal_amount, None),
 ]
+
+# the payment provider's cases and look-alikes live beside the provider's side of the world
+from pipelines.demo.world_payments import PAYMENT_CASES, PAYMENT_LOOKALIKES  # noqa: E402
+
+CASES += PAYMENT_CASES
+LOOKALIKES += PAYMENT_LOOKALIKES
 
 
 # --------------------------------------------------------------------------- driver

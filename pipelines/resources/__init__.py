@@ -11,6 +11,7 @@ from pipelines.settings import Settings, load_settings
 def build_resources(settings: Settings | None = None, env: dict[str, str] | None = None) -> dict[str, Any]:
     from pipelines.resources.config import ReconConfigResource
     from pipelines.resources.exports import ExportDirResource
+    from pipelines.resources.payments import PaymentsResource
     from pipelines.resources.refund_ledger import RefundLedgerResource
     from pipelines.resources.storefront import StorefrontResource
     from pipelines.resources.warehouse import WarehouseResource
@@ -35,4 +36,8 @@ def build_resources(settings: Settings | None = None, env: dict[str, str] | None
             timezone=settings.storefront_timezone,
         ),
         "refund_ledger": RefundLedgerResource(path=str(settings.refund_ledger_path)),
+        "payments": PaymentsResource(
+            api_base=settings.payments_api_base or "none",
+            api_key=secret_config("PAYMENTS_API_KEY", settings.payments_api_key),
+        ),
     }

@@ -15,9 +15,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
 
+import dagster as dg
+
 from pipelines.errors import SourceUnavailable
 from pipelines.records.base import payload, validate
 from pipelines.records.payments import ProviderRefund
+from pipelines.resources.secrets import reveal
 
 PAGE_LIMIT = 100
 
@@ -90,8 +93,16 @@ class PaymentsClient:
             out.refunds.append(record)
             return
         key = item.get("id") if isinstance(item, dict) else None
-        out.rejects.append({"record_key": str(key) if key is not None else "(no id)", "reason": reason,
-                            "payload": payload(ProviderRefund, item)})
+        meta = item.get("metadata") if isinstance(item, dict) else None
+        meta = meta if isinstance(meta, dict) else {}
+
+        def named(name: str) -> str | None:  # the grain a bad object names, when readable
+            value = meta.get(name)
+            return value.strip()[:100] or None if isinstance(value, str) else None
+
+        out.rejects.append({"record_key": str(key)[:100] if key is not None else "(no id)", "reason": reason,
+                            "payload": payload(ProviderRefund, item), "order_reference": named("order_id"),
+                            "credit_note_number": named("credit_note_number")})
 
 
 def as_row(refund: ProviderRefund) -> dict[str, Any]:
@@ -101,3 +112,27 @@ def as_row(refund: ProviderRefund) -> dict[str, Any]:
             "payment_intent": refund.payment_intent, "charge": refund.charge, "reason": refund.reason,
             "failure_reason": refund.failure_reason, "order_id": refund.order_id,
             "credit_note_number": refund.credit_note_number}
+
+
+def row_hash(row: dict[str, Any]) -> str:
+    """md5 of a version's columns: a new raw row only when one of them changes."""
+    import hashlib
+    import json
+
+    return hashlib.md5(json.dumps(row, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class PaymentsResource(dg.ConfigurableResource):
+    """The payment provider (``PAYMENTS_API_BASE``, ``PAYMENTS_API_KEY``); ``api_base`` ``none``:
+    the source is disabled. The key is a secret handle (pipelines/resources/secrets.py)."""
+
+    api_base: str
+    api_key: str
+
+    @property
+    def enabled(self) -> bool:
+        return self.api_base.strip().lower() != "none"
+
+    def client(self, *, max_network_retries: int, timeout_s: float) -> PaymentsClient:
+        return PaymentsClient(self.api_base, reveal(self.api_key), max_network_retries=max_network_retries,
+                              timeout_s=timeout_s)

@@ -2,7 +2,8 @@
 -- that a rule which needs such a record leaves that grain unjudged instead of judging it as if
 -- the record did not exist. Storefront and ledger rejects are those of this date's read (both
 -- sources are read whole every run); a WMS reject counts until a valid version of that return
--- is fetched on the reject's date or later. A storefront history row names only its RMA: the
+-- is fetched on the reject's date or later, and a payment-provider reject (naming its order and
+-- credit note from the metadata) until a valid version of that refund is read. A storefront history row names only its RMA: the
 -- order comes from the RMA.
 INSERT INTO core.data_issues
 WITH rejects AS (
@@ -11,7 +12,7 @@ WITH rejects AS (
     FROM recon.rejects
     WHERE (business_date = $business_date AND source IN ('storefront', 'refund_ledger'))
        OR (business_date <= $business_date AND source IN ('wms_returns', 'wms_tracking_probes',
-                                                          'wms_stock_adjustments'))
+                                                          'wms_stock_adjustments', 'payment_refunds'))
 ),
 valid_wms AS (
     SELECT return_reference, max(business_date) AS last_fetched_on FROM (
@@ -19,6 +20,10 @@ valid_wms AS (
         UNION ALL
         SELECT return_reference, business_date FROM raw.wms_probed_returns WHERE business_date <= $business_date)
     GROUP BY return_reference
+),
+valid_payments AS (
+    SELECT refund_id, max(business_date) AS last_fetched_on FROM raw.payment_refunds
+    WHERE business_date <= $business_date GROUP BY refund_id
 )
 SELECT
     $business_date,
@@ -34,5 +39,9 @@ LEFT JOIN raw.oc_returns_at($business_date) ret
        ON r.rma_reference = 'RMA-' || ret.return_id
 LEFT JOIN valid_wms v
        ON r.source IN ('wms_returns', 'wms_tracking_probes') AND v.return_reference = r.return_reference
-WHERE (r.order_reference IS NOT NULL OR r.rma_reference IS NOT NULL OR r.return_reference IS NOT NULL)
-  AND (v.last_fetched_on IS NULL OR v.last_fetched_on < r.business_date);
+LEFT JOIN valid_payments p
+       ON r.source = 'payment_refunds' AND p.refund_id = r.record_key
+WHERE (r.order_reference IS NOT NULL OR r.rma_reference IS NOT NULL OR r.return_reference IS NOT NULL
+       OR r.credit_note_number IS NOT NULL)
+  AND (v.last_fetched_on IS NULL OR v.last_fetched_on < r.business_date)
+  AND (p.last_fetched_on IS NULL OR p.last_fetched_on < r.business_date);

@@ -67,6 +67,7 @@ issues AS (
            string_agg(DISTINCT source || ' ' || coalesce(record_key, '?') || ': ' || reason, '; ') AS reason
     FROM core.data_issues
     WHERE business_date = $business_date AND order_reference IS NOT NULL
+      AND source <> 'payment_refunds'  -- a bad payout says nothing about goods or credit notes
     GROUP BY order_reference
 )
 SELECT

@@ -19,4 +19,4 @@ WHERE f.business_date = $business_date
   AND f.order_line_reference <> 'SHIPPING'
   AND f.sku_key IS NULL
   AND NOT EXISTS (SELECT 1 FROM core.data_issues i
-                  WHERE i.business_date = $business_date AND i.order_reference = f.order_reference)
+                  WHERE i.business_date = $business_date AND i.source <> 'payment_refunds' AND i.order_reference = f.order_reference)

@@ -35,6 +35,6 @@ WHERE w.business_date = $business_date
   AND NOT EXISTS (SELECT 1 FROM recon.rma_matches m
                   WHERE m.business_date = $business_date AND m.return_reference = w.return_reference)
   AND NOT EXISTS (SELECT 1 FROM core.data_issues i
-                  WHERE i.business_date = $business_date
+                  WHERE i.business_date = $business_date AND i.source <> 'payment_refunds'
                     AND (i.order_reference = w.order_reference OR i.rma_reference = w.return_reference))
 GROUP BY w.return_reference, w.order_reference, w.tracking_id, w.state

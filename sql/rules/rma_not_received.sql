@@ -28,6 +28,6 @@ WHERE r.business_date = $business_date
       WHERE m.business_date = $business_date AND m.rma_reference = r.rma_reference AND w.arrived_at IS NOT NULL)
   AND NOT EXISTS (
       SELECT 1 FROM core.data_issues i
-      WHERE i.business_date = $business_date
+      WHERE i.business_date = $business_date AND i.source <> 'payment_refunds'
         AND (i.order_reference = r.order_reference OR i.rma_reference = r.rma_reference
              OR i.return_reference = r.rma_reference))

@@ -39,7 +39,7 @@ LEFT JOIN core.order_lines l
 WHERE r.business_date = $business_date
   AND NOT EXISTS (
       SELECT 1 FROM core.data_issues i
-      WHERE i.business_date = $business_date
+      WHERE i.business_date = $business_date AND i.source <> 'payment_refunds'
         AND (i.order_reference = r.order_reference OR i.rma_reference = r.rma_reference
              OR i.return_reference = r.rma_reference))
   AND ((r.status IN ('REQUESTED', 'AUTHORIZED')

@@ -84,6 +84,33 @@ CREATE TABLE IF NOT EXISTS core.refund_lines (
     version_key VARCHAR
 );
 
+-- One row per credit note in force at T (its latest version by then): what the shop owes.
+-- amount = the money-out payments of all its lines, SHIPPING included (0 unless RELEASED).
+CREATE TABLE IF NOT EXISTS core.credit_notes (
+    business_date DATE NOT NULL,
+    credit_note_number VARCHAR NOT NULL,
+    order_reference VARCHAR,
+    currency VARCHAR,                        -- the note's currency (else the order's)
+    status_code VARCHAR,
+    is_money_out BOOLEAN,                    -- RELEASED with a REFUNDED payment on some line
+    amount DECIMAL(38,10),
+    credit_note_date TIMESTAMP,
+    status_date TIMESTAMP                    -- date of the version in force (status.date): when released
+);
+
+-- One row per payment-provider refund created by T, as the latest read by D saw it.
+CREATE TABLE IF NOT EXISTS core.provider_refunds (
+    business_date DATE NOT NULL,
+    refund_id VARCHAR NOT NULL,
+    amount DECIMAL(38,10) NOT NULL,
+    currency VARCHAR NOT NULL,
+    created TIMESTAMP NOT NULL,
+    status VARCHAR NOT NULL,
+    order_reference VARCHAR,                 -- metadata.order_id
+    credit_note_number VARCHAR,              -- metadata.credit_note_number
+    failure_reason VARCHAR
+);
+
 CREATE TABLE IF NOT EXISTS core.stock_adjustment_lines (
     business_date DATE NOT NULL,
     transaction_number VARCHAR NOT NULL,

@@ -13,6 +13,15 @@ CREATE TABLE IF NOT EXISTS recon.rma_matches (
     wms_tracking_id VARCHAR
 );
 
+-- Which credit note each payment-provider refund was tied to, and how (reference, then order +
+-- amount; provider refunds in created order, first hit wins). Unlinked refunds have no row.
+CREATE TABLE IF NOT EXISTS recon.payment_matches (
+    business_date DATE NOT NULL,
+    refund_id VARCHAR NOT NULL,
+    credit_note_number VARCHAR NOT NULL,
+    method VARCHAR NOT NULL                  -- reference | order_amount
+);
+
 -- Units and money per storefront order line as of T: the numbers the order-line rules compare.
 CREATE TABLE IF NOT EXISTS recon.order_line_positions (
     business_date DATE NOT NULL,
@@ -118,3 +127,22 @@ CREATE TABLE IF NOT EXISTS recon.review_events (
     business_date DATE                       -- the register's business date then (its latest evaluated date)
 );
 ALTER TABLE recon.review_events ADD COLUMN IF NOT EXISTS business_date DATE;
+
+-- Per credit note of date d: the provider refunds linked to it (recon.payment_matches), what the
+-- succeeded ones paid, and the evidence for details (ids, statuses, amounts, methods in created order).
+CREATE OR REPLACE MACRO recon.payment_links(d) AS TABLE
+    SELECT m.credit_note_number,
+           count(*) AS linked,
+           count(*) FILTER (WHERE r.status = 'succeeded') AS succeeded,
+           count(*) FILTER (WHERE r.status IN ('failed', 'canceled')) AS failed,
+           coalesce(sum(r.amount) FILTER (WHERE r.status = 'succeeded'), 0) AS paid,
+           string_agg(r.refund_id, ',' ORDER BY r.created, r.refund_id) AS refund_ids,
+           string_agg(r.refund_id, ',' ORDER BY r.created, r.refund_id) FILTER (WHERE r.status = 'succeeded')
+               AS succeeded_ids,
+           string_agg(r.refund_id || ' ' || r.status, ', ' ORDER BY r.created, r.refund_id) AS refund_statuses,
+           to_json(list({'id': r.refund_id, 'status': r.status, 'amount': r.amount, 'currency': r.currency,
+                         'created': r.created, 'match_method': m.method} ORDER BY r.created, r.refund_id)) AS refunds
+    FROM recon.payment_matches m
+    JOIN core.provider_refunds r ON r.business_date = d AND r.refund_id = m.refund_id
+    WHERE m.business_date = d
+    GROUP BY m.credit_note_number;
