@@ -22,6 +22,8 @@ from typing import Any
 
 from pipelines.config import load_config
 from pipelines.partitions import as_of
+from pipelines.payment_matching import match_payments
+from pipelines.records.currencies import exponent
 from pipelines.reconcile import CORE_TABLES, detect, rebuild
 from pipelines.resources.warehouse import connect
 
@@ -33,7 +35,7 @@ DAY = timedelta(days=1)
 RECON_TABLES = ("rma_matches", "order_line_positions")
 DETECTION_COLUMNS = ("discrepancy_id", "rule", "order_reference", "order_line_reference", "rma_reference",
                      "return_reference", "tracking_id", "sku", "refund_reference", "quantity_gap",
-                     "amount_at_risk", "currency", "details")
+                     "amount_at_risk", "currency", "details", "explanation")
 
 
 def dec(value: Any) -> Decimal | None:
@@ -178,6 +180,26 @@ class RuleWorld:
                      total_gross=dec(amount), payment_count=1, message_id=f"m{n}", source_file=source_file,
                      source_line=source_line if source_line is not None else n, delivery_count=1)
 
+    def payment(self, refund_id: str, amount: Any, *, currency: str = "EUR", created: datetime | None = None,
+                status: str = "succeeded", order_id: Any = None, credit_note: str | None = None) -> None:
+        """raw.payment_refunds: a provider refund as read by D's run (amount in the currency, stored
+        with its minor units); the date counts as read from the provider (state.payment_polls)."""
+        amount = dec(amount)
+        n = next(self._ids)
+        self._insert("raw.payment_refunds", business_date=self.d, refund_id=refund_id,
+                     amount_minor=int(amount.scaleb(exponent(currency))), amount=amount, currency=currency,
+                     created=created or self.T - 2 * DAY, status=status, payment_intent=None, charge=None,
+                     reason=None, failure_reason="declined" if status == "failed" else None,
+                     order_id=None if order_id is None else str(order_id), credit_note_number=credit_note,
+                     row_hash=f"h{n}", fetched_at=self.T + 6 * timedelta(hours=1))
+        self.payments_read()
+
+    def payments_read(self) -> None:
+        """The provider was read for D (its rules judge the date) even when it had no refund."""
+        if not self.con.execute("SELECT 1 FROM state.payment_polls WHERE business_date = $1", [self.d]).fetchall():
+            self._insert("state.payment_polls", business_date=self.d, created_gte=None, created_lte=self.T,
+                         refunds_read=0, versions_written=0, rejects=0, pages=1, fetched_at=self.T + 6 * timedelta(hours=1))
+
     def reject(self, source: str, reason: str = "invalid record", *, record_key: str | None = None,
                order_reference: Any = None, order_line_reference: Any = None, rma_reference: str | None = None,
                return_reference: str | None = None, credit_note_number: str | None = None,
@@ -198,6 +220,7 @@ class RuleWorld:
             rebuild(self.con, "core", table, self.d, self.cfg)
         for table in RECON_TABLES:
             rebuild(self.con, "recon", table, self.d, self.cfg)
+        match_payments(self.con, self.d, self.cfg)
         detect(self.con, self.d, self.cfg)
         rows = self.con.execute(
             f"SELECT {', '.join(DETECTION_COLUMNS)} FROM recon.discrepancy_detections WHERE business_date = $d "
