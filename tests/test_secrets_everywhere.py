@@ -1,5 +1,5 @@
 """Secrets are nowhere a run writes: a `recon run` with a distinctive WMS token (from
-OPLOG_TOKEN) and DAGSTER_HOME on disk, then every byte it left searched for the token (raw and
+OPLOG_TOKEN), a distinctive payment provider key (PAYMENTS_API_KEY) and DAGSTER_HOME on disk, then every byte it left searched for the token (raw and
 URL-encoded): stdout/stderr, every file under DAGSTER_HOME (run/event storage, logs, compute
 logs), the warehouse (every VARCHAR/JSON column of every table, and the file's bytes), the
 exports. Then the real dagster webserver on the same DAGSTER_HOME: the resources' config
@@ -29,6 +29,7 @@ from test_webserver import _graphql, running_webserver
 
 RECON = str(Path(sys.executable).parent / "recon")
 TOKEN = "tok-distinct-XYZ/91c+e7=Q"
+PAY_KEY = "sk_test_Distinct-7e2/Q+9z"
 PASSWORD = "pw-Distinct#5b/e1@x"
 MYSQL_URL = f"mysql+pymysql://reader:{quote(PASSWORD, safe='')}@127.0.0.1:3306/shop"
 
@@ -44,7 +45,7 @@ def hits_in_bytes(data: bytes, secrets: list[str]) -> list[str]:
 
 def _clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("RECON_", "OPLOG_", "STOREFRONT_", "REFUND_", "DAGSTER_"))}
+           if not k.startswith(("RECON_", "OPLOG_", "STOREFRONT_", "REFUND_", "DAGSTER_", "PAYMENTS_"))}
     env.update(extra)
     return env
 
@@ -122,7 +123,7 @@ def ui_resources(url: str, selector: dict) -> tuple[str, dict[str, dict[str, tup
 
 def test_no_secret_anywhere_a_run_and_the_ui_write(tmp_path, demo_world, manifest):
     from pipelines.demo.emulator import WmsEmulator, WmsWorld
-    from pipelines.settings import DEMO_TOKEN
+    from pipelines.settings import DEMO_PAYMENTS_KEY, DEMO_TOKEN
 
     rows: list[tuple[str, str, int, int]] = []  # place, what, searched, hits
     problems: list[str] = []
@@ -134,18 +135,19 @@ def test_no_secret_anywhere_a_run_and_the_ui_write(tmp_path, demo_world, manifes
 
     home, dagster_home = tmp_path / "home", tmp_path / "dagster_home"
     dagster_home.mkdir()
-    emu = WmsEmulator(WmsWorld.load(demo_world), tenant_id=manifest["tenant_id"], token=TOKEN)
+    emu = WmsEmulator(WmsWorld.load(demo_world), tenant_id=manifest["tenant_id"], token=TOKEN, payments_key=PAY_KEY)
     emu.start()
     try:
         env = _clean_env(**make_env(home, demo_world, manifest, emu.base_url, OPLOG_TOKEN=TOKEN,
-                                    DAGSTER_HOME=str(dagster_home)))
+                                    PAYMENTS_API_KEY=PAY_KEY, DAGSTER_HOME=str(dagster_home)))
         run = subprocess.run([RECON, "run", "--date", WORLD_END.isoformat()], env=env, capture_output=True,
                              text=True, timeout=400)
     finally:
         emu.stop()
     assert run.returncode == 0, run.stderr[-3000:]
     assert "Discrepancies open on" in run.stdout  # the run used the token: the emulator accepts nothing else
-    secrets = [TOKEN]
+    assert emu.payments.requests > 0  # ... and the payment key (a refused key fails the run)
+    secrets = [TOKEN, PAY_KEY]
     record("recon run stdout", "token", len(run.stdout), hits_in_bytes(run.stdout.encode(), secrets))
     record("recon run stderr", "token", len(run.stderr), hits_in_bytes(run.stderr.encode(), secrets))
     n, found = files_hits(dagster_home, secrets)
@@ -163,14 +165,16 @@ def test_no_secret_anywhere_a_run_and_the_ui_write(tmp_path, demo_world, manifes
     # The UI on the same DAGSTER_HOME: token and storefront password from the environment ...
     ui_env = _clean_env(RECON_HOME=str(home), DAGSTER_HOME=str(dagster_home), OPLOG_BASE_URL=emu.base_url,
                         OPLOG_TENANT_ID=manifest["tenant_id"], OPLOG_TOKEN=TOKEN, STOREFRONT_DB_URL=MYSQL_URL,
-                        REFUND_LEDGER_PATH=str(demo_world / "ledger"))
-    both = [TOKEN, PASSWORD]
+                        REFUND_LEDGER_PATH=str(demo_world / "ledger"), PAYMENTS_API_BASE=emu.base_url,
+                        PAYMENTS_API_KEY=PAY_KEY)
+    both = [TOKEN, PASSWORD, PAY_KEY]
     with webserver(tmp_path, ui_env, "env") as (url, selector, log_path):
         text, values, env_vars = ui_resources(url, selector)
         record("UI resource config (env secrets)", "token+password", len(text), hits_in_bytes(text.encode(), both))
         assert values["wms"]["token"] == ("OPLOG_TOKEN", "ENV_VAR"), values["wms"]
         assert values["storefront"]["db_url"] == ("STOREFRONT_DB_URL", "ENV_VAR"), values["storefront"]
-        assert {"OPLOG_TOKEN", "STOREFRONT_DB_URL"} <= set(env_vars)
+        assert values["payments"]["api_key"] == ("PAYMENTS_API_KEY", "ENV_VAR"), values["payments"]
+        assert {"OPLOG_TOKEN", "STOREFRONT_DB_URL", "PAYMENTS_API_KEY"} <= set(env_vars)
         runs = requests.post(url, json={"query": RUNS_QUERY}, timeout=60)
         runs.raise_for_status()
         assert runs.json()["data"]["runsOrError"]["results"], "the UI shows the stored run"
@@ -181,12 +185,15 @@ def test_no_secret_anywhere_a_run_and_the_ui_write(tmp_path, demo_world, manifes
     demo_env = _clean_env(RECON_HOME=str(home), DAGSTER_HOME=str(dagster_home))
     with webserver(tmp_path, demo_env, "default") as (url, selector, log_path):
         text, values, _ = ui_resources(url, selector)
-        record("UI resource config (token not from env)", "demo token", len(text),
-               hits_in_bytes(text.encode(), [DEMO_TOKEN]))
+        record("UI resource config (token not from env)", "demo token+key", len(text),
+               hits_in_bytes(text.encode(), [DEMO_TOKEN, DEMO_PAYMENTS_KEY]))
         token_value, token_type = values["wms"]["token"]
         assert "OPLOG_TOKEN" in token_value and DEMO_TOKEN not in token_value, values["wms"]
-    record("webserver log (token not from env)", "demo token", 1, hits_in_bytes(log_path.read_bytes(), [DEMO_TOKEN]))
-    n, found = files_hits(dagster_home, [*both, DEMO_TOKEN])
+        key_value, _ = values["payments"]["api_key"]
+        assert "PAYMENTS_API_KEY" in key_value and DEMO_PAYMENTS_KEY not in key_value, values["payments"]
+    record("webserver log (token not from env)", "demo token+key", 1,
+           hits_in_bytes(log_path.read_bytes(), [DEMO_TOKEN, DEMO_PAYMENTS_KEY]))
+    n, found = files_hits(dagster_home, [*both, DEMO_TOKEN, DEMO_PAYMENTS_KEY])
     record("DAGSTER_HOME files after both UIs", "all three", n, found)
 
     print("\n" + f"{'place':<58} {'secret':<15} {'searched':>9} {'hits':>5}")

@@ -38,6 +38,7 @@ T = int((datetime(2026, 4, 1) - EPOCH).total_seconds()) * US
 NOW = T + 2 * DAY
 TENANT_ID = "diff-tenant"
 TOKEN = "diff-token-5d1e"
+PAYMENTS_KEY = "sk_test_diff_8a3f"
 REFUND_METHOD = "magento.postsales.refund_management.updated"
 
 CURRENCIES = {"EUR": "1.00000000", "USD": "1.08500000", "GBP": "0.86120000", "CHF": "0.95814567"}
@@ -92,6 +93,7 @@ class Gen:
         self.adjustments: list[dict] = []
         self.ledger: list[tuple[int, int, str]] = []  # (publication time, sequence, text)
         self.rejected_returns: set[str] = set()
+        self.notes: list[dict] = []   # every credit note published, for the payment provider (payments_gen.py)
         self.digits = 6   # fractional digits of WMS timestamps: drawn per record (keeps each record's order)
 
     # ------------------------------------------------------------------ helpers
@@ -489,6 +491,10 @@ class Gen:
             self.publish(body("RELEASED", t, other), t + HOUR)
         else:
             raise ValueError(versions)
+        released = {"pending_then_released": locals().get("t2"), "released_after_T": locals().get("t2"),
+                    "released_at_T": T, "stale_pending": locals().get("t2")}.get(versions, t)
+        self.notes.append({"cn": cn, "order_id": order_id, "currency": currency, "lines": lines,
+                           "released": released, "versions": versions})
         return cn
 
     # ------------------------------------------------------------------ stories
@@ -714,6 +720,8 @@ class Gen:
                 at, _, text = self.ledger[-1]
                 self.ledger.append((at + HOUR, len(self.ledger), text[: len(text) // 2]))
         self.stock_work()
+        from .payments_gen import add_payments
+        self.provider_refunds = add_payments(self)
         self.finish()
 
     def stock_work(self) -> None:
@@ -769,7 +777,10 @@ class Gen:
             files.setdefault(dt(min(at, NOW)).strftime("%Y-%m-%d"), []).append(text)
         for day, texts in files.items():
             (ledger / f"oms-messages-{day}.jsonl").write_text("".join(t + "\n" for t in texts), encoding="utf-8")
-        manifest = {"generator": "tests.differential.generator", "seed": self.seed,
+        (out / "payments").mkdir(exist_ok=True)
+        (out / "payments" / "refunds.jsonl").write_text(
+            "".join(json.dumps(x, separators=(",", ":")) + "\n" for x in self.provider_refunds), encoding="utf-8")
+        manifest = {"generator": "tests.differential.generator", "seed": self.seed, "payments_key": PAYMENTS_KEY,
                     "business_date": BUSINESS_DATE.isoformat(), "as_of": "2026-04-01T00:00:00Z",
                     "now": dt(NOW).strftime("%Y-%m-%dT%H:%M:%SZ"), "tenant_id": TENANT_ID, "token": TOKEN,
                     "store_currency": "EUR"}

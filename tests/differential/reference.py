@@ -64,6 +64,9 @@ GRAIN = {
     "ORPHAN_REFUND": ("refund_reference", "order_line_reference"),
     "REFUND_CURRENCY_MISMATCH": ("refund_reference", "order_line_reference"),
     "UNSYNCED_STOCK_ADJUSTMENT": ("sku",),
+    "CREDIT_NOTE_NOT_PAID": ("refund_reference", "kind"),
+    "PAYMENT_WITHOUT_CREDIT_NOTE": ("refund_reference",),
+    "PAYMENT_AMOUNT_MISMATCH": ("refund_reference",),
 }
 RULES = list(GRAIN)
 
@@ -351,6 +354,9 @@ class World:
     # ------------------------------------------------------------------------ ledger
     def read_ledger(self) -> None:
         versions: dict[str, dict[datetime, dict]] = {}   # credit note -> version date -> refund body
+        self.ledger_tainted_orders: set[str] = set()     # named by a rejected ledger line (payment rules)
+        self.ledger_tainted_cns: set[str] = set()
+        self.note_dates: dict[str, datetime] = {}        # credit note -> date of its version in force at T
         for path in sorted((self.dir / "ledger").glob("*.jsonl"), key=lambda p: p.name):
             for text in path.read_text(encoding="utf-8").splitlines():
                 if not text.strip():
@@ -378,6 +384,10 @@ class World:
                 except (ValueError, KeyError, TypeError):
                     if order_ref not in (None, ""):
                         self.tainted_orders.add(str(order_ref))
+                        self.ledger_tainted_orders.add(str(order_ref))
+                    named = body.get("credit_note_number") if isinstance(body, dict) else None
+                    if isinstance(named, str) and named.strip():
+                        self.ledger_tainted_cns.add(named.strip())
                     continue
         self.refund_lines: list[RefundLine] = []
         for cn, by_date in versions.items():
@@ -387,6 +397,7 @@ class World:
             body = by_date[max(dated)]
             if iso_time(body["credit_note_date"]) > self.T:
                 continue
+            self.note_dates[cn] = max(dated)
             order_ref = str(body["order_id"])
             released = (body.get("status") or {}).get("code") == "RELEASED"
             currency = body.get("currency") or (self.orders.get(order_ref, (None,))[0])
@@ -614,4 +625,7 @@ def evaluate(world_dir: Path, business_date: date) -> list[Finding]:
     for rule in (RMA_NOT_RECEIVED, STATUS_MISMATCH, ORPHAN_WMS_RETURN, REFERENCE_MISMATCH, RESTOCK_MISMATCH,
                  ORPHAN_REFUND, REFUND_CURRENCY_MISMATCH, UNSYNCED_STOCK_ADJUSTMENT):
         findings += rule(w)
+    if (Path(world_dir) / "payments").is_dir():  # the source is enabled only when the world has it
+        from .payments_reference import payment_findings
+        findings += payment_findings(w, Path(world_dir) / "payments" / "refunds.jsonl")
     return findings
