@@ -4,7 +4,7 @@ against payment-provider refunds"), into ``recon.payment_matches``.
 Provider refunds are taken in ``created`` order (then id); the first method that finds a note wins:
 
 1. **reference**: ``metadata.credit_note_number`` names a credit note in force at T;
-2. **order + amount**: a note of the refund's ``metadata.order_id`` in the same currency whose amount
+2. **order + amount**: a money-out note of the refund's ``metadata.order_id`` in the same currency whose amount
    *not yet covered* (its amount minus the ``succeeded`` refunds already linked to it) is within
    ``amount_tolerance`` of the refund's amount, with ``created`` within ``payment_match_days`` of
    the note's status date (both bounds inclusive). Of several such notes, the earliest released.
@@ -37,13 +37,13 @@ def match_payments(con: duckdb.DuckDBPyConnection, d: date, cfg: ReconConfig) ->
     tolerance = cfg.amount_tolerance
     window = timedelta(days=int(cfg.thresholds["payment_match_days"]))
     notes = con.execute(
-        "SELECT credit_note_number, order_reference, currency, amount, status_date FROM core.credit_notes "
-        "WHERE business_date = $d ORDER BY status_date, credit_note_number", {"d": d}).fetchall()
+        "SELECT credit_note_number, order_reference, currency, amount, status_date, is_money_out "
+        "FROM core.credit_notes WHERE business_date = $d ORDER BY status_date, credit_note_number", {"d": d}).fetchall()
     known = {n[0] for n in notes}
     by_order: dict[tuple, list[tuple]] = defaultdict(list)
-    for note in notes:
-        if note[1] is not None and note[2] is not None:
-            by_order[(note[1], note[2])].append(note)
+    for note in notes:  # a note that owes nothing (not released) is no candidate for an amount
+        if note[1] is not None and note[2] is not None and note[5]:
+            by_order[(note[1], note[2])].append(note[:5])
     covered: dict[str, Decimal] = defaultdict(Decimal)
     links = []
     refunds = con.execute(

@@ -12,7 +12,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from pipelines.config import RULES, ReconConfig
+from pipelines.config import PAYMENT_RULES, RULES, ReconConfig
 from pipelines.errors import InputMissing
 from pipelines.partitions import as_of
 from pipelines.resources.warehouse import run_sql, run_sql_file
@@ -95,7 +95,7 @@ def detect(con: duckdb.DuckDBPyConnection, d: date, cfg: ReconConfig) -> dict[st
 def merge_discrepancies(con: duckdb.DuckDBPyConnection, d: date, evaluated_at) -> None:
     con.execute("DELETE FROM recon.evaluated_dates WHERE business_date = $d", {"d": d})
     con.execute("INSERT INTO recon.evaluated_dates VALUES ($d, $t)", {"d": d, "t": evaluated_at})
-    run_sql_file(con, SQL_DIR / "recon" / "merge_into_discrepancies.sql")
+    run_sql_file(con, SQL_DIR / "recon" / "merge_into_discrepancies.sql", {"payment_rules": list(PAYMENT_RULES)})
     run_sql_file(con, SQL_DIR / "recon" / "merge_into_discrepancy_reviews.sql")
 
 

@@ -84,3 +84,23 @@ def test_values_come_from_the_latest_detection(con):
     evaluate(con, D1, ["a"], amount=10.0)
     evaluate(con, D2, ["a"], amount=25.5)
     assert float(table(con)["a"][5]) == 25.5
+
+
+def test_a_date_the_payment_provider_was_not_read_for_neither_resolves_nor_reopens_payment_findings(con):
+    def run(d: date, polled: bool, found: list[tuple[str, str]]) -> None:
+        con.execute("DELETE FROM state.payment_polls WHERE business_date = $d", {"d": d})
+        if polled:
+            con.execute("INSERT INTO state.payment_polls VALUES ($d, NULL, $d, 0, 0, 0, 1, $d)", {"d": d})
+        con.execute("DELETE FROM recon.discrepancy_detections WHERE business_date = $d", {"d": d})
+        for i, rule in found:
+            con.execute("INSERT INTO recon.discrepancy_detections (business_date, discrepancy_id, rule, severity, "
+                        "amount_at_risk, details) VALUES ($d, $i, $r, 'HIGH', 5, '{}')", {"d": d, "i": i, "r": rule})
+        merge_discrepancies(con, d, datetime(2026, 3, 10))
+
+    run(D1, True, [("pay", "CREDIT_NOTE_NOT_PAID"), ("goods", "OVER_REFUND")])
+    run(D2, False, [])  # PAYMENTS_API_BASE=none that day: the goods break is gone, the payment one unjudged
+    t = table(con)
+    assert t["pay"][:5] == ("OPEN", D2, D1, D1, None)
+    assert t["goods"][:5] == ("RESOLVED", D2, D1, D1, D2)
+    run(D3, True, [])   # read again and gone: resolved on that date, not on the unread one
+    assert table(con)["pay"][:5] == ("RESOLVED", D3, D1, D1, D3)

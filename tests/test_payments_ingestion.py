@@ -148,3 +148,30 @@ def test_a_refused_key_fails_the_step_in_one_line_without_the_key(tmp_path, prov
         else failure.step_failure_data.error.message
     assert "refused the API key (401)" in message and "sk_test_wrong_key_77" not in str(failure)
     assert query(tmp_path, "SELECT count(*) FROM raw.payment_refunds") == [(0,)]
+
+
+def test_a_refund_valid_again_after_a_reject_is_stored_again_and_a_repeated_object_once(tmp_path, provider):
+    api, base = provider
+    materialize(tmp_path, base, D1)
+    good = next(o for o in api.refunds if o["id"] == "re_new")
+    api.refunds.remove(good)
+    api.refunds.append({**good, "amount": "12.50"})          # the provider sends it broken for a day
+    assert metadata(materialize(tmp_path, base, D2))["rejects"] == 1
+    api.refunds[-1] = good                                    # ... and valid again, unchanged
+    api.inject([dict(good)])                                  # listed twice
+    third = metadata(materialize(tmp_path, base, D2 + timedelta(days=1)))
+    assert third["rejects"] == 0
+    rows = query(tmp_path, "SELECT refund_id FROM raw.payment_refunds WHERE business_date = $d",
+                 {"d": D2 + timedelta(days=1)})
+    assert rows.count(("re_new",)) == 1  # stored again (the reject stops counting), once
+
+
+def test_currency_is_trimmed_and_negative_amounts_or_times_are_rejected():
+    from pipelines.records.base import validate
+    from pipelines.records.payments import ProviderRefund
+
+    ok, _ = validate(ProviderRefund, obj("re_1", T1) | {"currency": " eur "})
+    assert ok is not None and ok.currency == "EUR"
+    for bad in ({"amount": -100}, {"created": -5}):
+        record, reason = validate(ProviderRefund, obj("re_2", T1) | bad)
+        assert record is None and ("negative" in reason or "Unix time" in reason), reason

@@ -243,6 +243,12 @@ EVIDENCE = {
     "UNSYNCED_STOCK_ADJUSTMENT": [("units", "wms_available_stock"), ("count", "storefront_quantity"),
                                   ("units", "restocked_units"), ("id", "sku"), ("money", "amount_at_risk")],
     "REFUND_CURRENCY_MISMATCH": [("money", "amount"), ("text", "order_currency"), ("id", "refund_reference")],
+    "CREDIT_NOTE_NOT_PAID": [("money", "note_amount"), ("date", "released_at"), ("id", "refund_reference"),
+                             ("id", "order_reference"), ("money", "amount_at_risk")],
+    "PAYMENT_WITHOUT_CREDIT_NOTE": [("id", "refund_reference"), ("money", "amount_at_risk"),
+                                    ("id", "metadata_order_id"), ("id", "metadata_credit_note_number")],
+    "PAYMENT_AMOUNT_MISMATCH": [("money", "note_amount"), ("money", "paid"), ("count", "succeeded_refunds"),
+                                ("id", "refund_reference"), ("id", "order_reference"), ("money", "amount_at_risk")],
 }
 
 

@@ -745,3 +745,32 @@ def test_real_shop_shapes_are_present(world):
             for c in world.cases("REFUND_CURRENCY_MISMATCH")} == mismatched
     assert any(len(p["details"]["cost_gross"].split(".")[1]) == 3 for _, _, r in refunds for ln in r["lines"]
                for p in ln["payments"])
+
+
+# --------------------------------------------------------------------------- the payment provider
+
+def test_provider_refunds_are_stripe_objects_and_most_notes_are_paid_exactly_once(world):
+    payments = world.payments
+    assert payments and len({p["id"] for p in payments}) == len(payments)
+    assert world.manifest["counts"]["payment_refunds"] == len(payments)
+    for p in payments:
+        assert p["object"] == "refund" and p["id"].startswith("re_") and isinstance(p["created"], int)
+        assert p["currency"] == p["currency"].lower() and p["status"] in ("succeeded", "failed", "pending")
+        assert set(p["metadata"]) <= {"order_id", "credit_note_number", "integration"}
+    rejected = {r["id"] for r in world.manifest["expected_payment_rejects"]}
+    assert rejected and all(isinstance(p["amount"], str) for p in payments if p["id"] in rejected)
+    # every valid payout names its note or its order (the shop's integration), some only one of them
+    valid = [p for p in payments if p["id"] not in rejected]
+    by_note = Counter(p["metadata"].get("credit_note_number") for p in valid if p["status"] == "succeeded")
+    assert any("credit_note_number" not in p["metadata"] for p in valid)
+    assert any("order_id" not in p["metadata"] for p in valid)
+    notes = {r["credit_note_number"] for _, _, r in world.refunds() if r["status"]["code"] == "RELEASED"}
+    once = sum(1 for cn in notes if by_note.get(cn) == 1)
+    assert once >= 0.6 * len(notes), (once, len(notes))
+    # the zero-decimal look-alike: a JPY payout in whole yen (no minor unit)
+    jpy = [p for p in valid if p["currency"] == "jpy"]
+    assert jpy and all(isinstance(p["amount"], int) for p in jpy)
+    assert {c["rule"] for c in world.gt["cases"]} >= {"CREDIT_NOTE_NOT_PAID", "PAYMENT_WITHOUT_CREDIT_NOTE",
+                                                      "PAYMENT_AMOUNT_MISMATCH"}
+    kinds = {c["keys"]["kind"] for c in world.cases("CREDIT_NOTE_NOT_PAID")}
+    assert kinds == {"no_payment", "payment_failed"}

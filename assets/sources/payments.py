@@ -32,6 +32,10 @@ SELECT $d, n.refund_id, n.amount_minor, n.amount, n.currency, n.created, n.statu
 FROM _read n
 LEFT JOIN raw.payment_refunds_at($previous) o ON o.refund_id = n.refund_id
 WHERE o.row_hash IS DISTINCT FROM n.row_hash
+   -- valid again after a date that rejected it: stored, so that the reject stops counting
+   OR EXISTS (SELECT 1 FROM recon.rejects j
+              WHERE j.source = 'payment_refunds' AND j.record_key = n.refund_id
+                AND j.business_date < $d AND j.business_date >= o.business_date)
 """
 
 
@@ -79,9 +83,14 @@ def payment_refunds(context: dg.AssetExecutionContext, payments: PaymentsResourc
     # created <= T: the API's bound is exclusive and in whole seconds
     read = client.read(gte, t + timedelta(seconds=1),
                        progress=lambda pages, n: context.log.debug(f"payment provider: page {pages}, {n} refunds"))
-    rows = [as_row(r) for r in read.refunds]
-    for row in rows:
+    rows, seen = [], set()
+    for refund in read.refunds:  # one row per id (a provider listing an object twice changes nothing)
+        if refund.id in seen:
+            continue
+        seen.add(refund.id)
+        row = as_row(refund)
         row["row_hash"] = row_hash(row)
+        rows.append(row)
     frame = pl.DataFrame(rows, schema={**RAW_COLUMNS, "row_hash": pl.Utf8})
     rejects = pl.DataFrame(read.rejects, schema=REJECT_COLUMNS).with_columns(
         source=pl.lit(SOURCE), business_date=pl.lit(d))

@@ -389,6 +389,7 @@ class World:
         # them (pipelines/demo/world_payments.py): a plan per note, set by the payment scenarios
         self.notes: dict[str, dict] = {}
         self.payment_plans: dict[str, list[dict]] = {}
+        self.payment_plan_ids: dict[str, list[str | None]] = {}  # the provider refunds a plan sent
         self.payment_objects: list = []
         self.pay_rng = random.Random(seed * 1_000_003 + 17)  # apart from rng: the shop stays as it was
         self._open_writers()

@@ -73,14 +73,14 @@ def plan(w, cn: str, items: list[dict]) -> list[str | None]:
     ``meta`` (``both``, ``order``, ``cn`` or ``none``: which metadata keys the shop set)."""
     note = w.notes[cn]
     w.payment_plans[cn] = items
-    ids = []
+    ids = w.payment_plan_ids.setdefault(cn, [])
     for item in items:
         meta = item.get("meta", "both")
         ids.append(send(w, unix(note["status_at"]) + item.get("at", HOUR_S), item.get("amount", note["amount"]),
                         note["currency"] or "EUR", status=item.get("status", "succeeded"),
                         order_id=note["order_id"] if meta in ("both", "order") else None,
                         cn=cn if meta in ("both", "cn") else None))
-    return ids
+    return ids[-len(items):] if items else []
 
 
 def write_payments(w) -> None:
@@ -172,8 +172,14 @@ def case_payment_amount_mismatch(w, i: int) -> None:
 
 
 def _look(w, kind: str, i: int, description: str, note: dict, f) -> None:
-    w.lookalike(W._la(kind, i), kind, description, PAYMENT_RULES + W.ORDER_LINE_MONEY,
-                {**w.look_keys(f), "credit_note_numbers": [note["cn"]]})
+    """The note must not be called unpaid or mispaid, nor any of its provider refunds unmatched."""
+    sid = W._la(kind, i)
+    w.lookalike(sid, kind, description, ["CREDIT_NOTE_NOT_PAID", "PAYMENT_AMOUNT_MISMATCH"] + W.ORDER_LINE_MONEY,
+                {**w.look_keys(f), "refund_reference": note["cn"], "credit_note_numbers": [note["cn"]]})
+    for k, obj in enumerate(o for o in w.payment_objects if o["metadata"].get("credit_note_number") == note["cn"]
+                            or o["id"] in w.payment_plan_ids.get(note["cn"], ())):
+        w.lookalike(f"{sid}-refund-{k + 1}", kind, f"{description}: provider refund {obj['id']}",
+                    ["PAYMENT_WITHOUT_CREDIT_NOTE"], {"refund_reference": obj["id"]})
 
 
 def la_paid_in_two_parts(w, i: int) -> None:

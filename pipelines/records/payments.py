@@ -1,8 +1,8 @@
 """Record model of the payment provider's refunds (sources.md section 4, Stripe-style): the only
 place a provider refund is validated.
 
-- ``id`` (text, required), ``amount`` (a JSON integer of minor units, nothing else: ``12.5``,
-  ``"1250"`` or ``true`` are errors), ``currency`` (an ISO 4217 code with a minor unit, any case:
+- ``id`` (text, required), ``amount`` (a JSON integer of minor units, not negative, nothing else:
+  ``12.5``, ``"1250"`` or ``true`` are errors), ``currency`` (an ISO 4217 code with a minor unit, any case:
   stored upper-cased), ``created`` (Unix seconds, a JSON integer: naive UTC), ``status`` (one of
   the provider's five) are required;
 - ``payment_intent``, ``charge``, ``reason``, ``failure_reason`` optional text;
@@ -31,7 +31,13 @@ STATUSES = ("pending", "requires_action", "succeeded", "failed", "canceled")
 def _currency(value: str | None) -> str | None:
     if value is not None and exponent(value) is None:
         raise ValueError(f"is not an ISO 4217 currency with a minor unit: {value[:20]!r}")
-    return None if value is None else value.upper()
+    return None if value is None else value.strip().upper()
+
+
+def _not_negative(value: int | None) -> int | None:
+    if value is not None and value < 0:
+        raise ValueError(f"is negative: {value}")
+    return value
 
 
 def _status(value: str | None) -> str | None:
@@ -43,6 +49,8 @@ def _status(value: str | None) -> str | None:
 def _created(value: int | None) -> datetime | None:
     if value is None:
         return None
+    if value < 0:
+        raise ValueError(f"is not a Unix time in seconds: {value}")
     try:
         return datetime.fromtimestamp(value, tz=timezone.utc).replace(tzinfo=None)
     except (OverflowError, OSError, ValueError):
@@ -58,11 +66,12 @@ class RefundMetadata(Record):
 Currency = Annotated[required(Text), AfterValidator(_currency)]
 Status = Annotated[required(Text), AfterValidator(_status)]
 Created = Annotated[required(Count), AfterValidator(_created)]
+Amount = Annotated[required(Count), AfterValidator(_not_negative)]
 
 
 class ProviderRefund(Record):
     id: Key
-    amount: required(Count)
+    amount: Amount
     currency: Currency
     created: Created
     status: Status

@@ -42,6 +42,6 @@ LEFT JOIN valid_wms v
 LEFT JOIN valid_payments p
        ON r.source = 'payment_refunds' AND p.refund_id = r.record_key
 WHERE (r.order_reference IS NOT NULL OR r.rma_reference IS NOT NULL OR r.return_reference IS NOT NULL
-       OR r.credit_note_number IS NOT NULL)
+       OR r.credit_note_number IS NOT NULL OR r.source = 'payment_refunds')  -- a provider reject names its refund
   AND (v.last_fetched_on IS NULL OR v.last_fetched_on < r.business_date)
   AND (p.last_fetched_on IS NULL OR p.last_fetched_on < r.business_date);

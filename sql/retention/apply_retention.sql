@@ -8,7 +8,11 @@
 DELETE FROM state.storefront_fetches WHERE business_date < $cutoff;
 DELETE FROM raw.wms_stocks WHERE business_date < $cutoff;
 DELETE FROM raw.wms_tracking_probe_log WHERE business_date < $cutoff;
-DELETE FROM recon.rejects WHERE business_date < $cutoff;
+-- (a payment-provider reject counts for later dates until a valid version of its refund is read:
+-- it stays while none is)
+DELETE FROM recon.rejects j WHERE j.business_date < $cutoff AND NOT (
+    j.source = 'payment_refunds' AND NOT EXISTS (
+        SELECT 1 FROM raw.payment_refunds p WHERE p.refund_id = j.record_key AND p.business_date >= j.business_date));
 DELETE FROM core.order_lines WHERE business_date < $cutoff;
 DELETE FROM core.rma_lines WHERE business_date < $cutoff;
 DELETE FROM core.wms_returns WHERE business_date < $cutoff;
@@ -19,6 +23,18 @@ DELETE FROM core.stock_levels WHERE business_date < $cutoff;
 DELETE FROM core.data_issues WHERE business_date < $cutoff;
 DELETE FROM recon.rma_matches WHERE business_date < $cutoff;
 DELETE FROM recon.order_line_positions WHERE business_date < $cutoff;
+DELETE FROM core.credit_notes WHERE business_date < $cutoff;
+DELETE FROM core.provider_refunds WHERE business_date < $cutoff;
+DELETE FROM recon.payment_matches WHERE business_date < $cutoff;
+-- (state.payment_polls stays: one row per date, it says which dates the payment rules judged)
+
+-- Payment-provider refund versions (written when new or changed): a date reads each refund's latest
+-- version stored by it, so of the versions stored before the cutoff only the latest one is read.
+DELETE FROM raw.payment_refunds v
+WHERE v.business_date < $cutoff AND EXISTS (
+    SELECT 1 FROM raw.payment_refunds w
+    WHERE w.refund_id = v.refund_id AND w.business_date < $cutoff
+      AND (w.business_date > v.business_date OR (w.business_date = v.business_date AND w.fetched_at > v.fetched_at)));
 
 -- Storefront versions (change capture): the fetches of dates before the cutoff went above; a
 -- closed version that no remaining fetch reads goes (the versions in force at a kept date's fetch,

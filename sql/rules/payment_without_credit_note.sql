@@ -1,7 +1,8 @@
 -- PAYMENT_WITHOUT_CREDIT_NOTE (provider refund): a succeeded provider refund created more than
 -- payment_match_days before T is linked to no credit note (recon.payment_matches): money sent
 -- that the ledger does not owe. A refund whose metadata names an order or credit note that a
--- rejected ledger line names is not judged (the rejected line may be its note).
+-- rejected ledger line names is not judged (the rejected line may be its note), nor one whose
+-- latest read was rejected (its stored version is stale).
 SELECT
     'provider_refund:' || r.refund_id AS grain_key,
     r.order_reference, NULL AS order_line_reference, NULL AS rma_reference, NULL AS return_reference,
@@ -25,5 +26,7 @@ WHERE r.business_date = $business_date
                   WHERE m.business_date = $business_date AND m.refund_id = r.refund_id)
   AND EXISTS (SELECT 1 FROM state.payment_polls p WHERE p.business_date = $business_date)
   AND NOT EXISTS (SELECT 1 FROM core.data_issues i
-                  WHERE i.business_date = $business_date AND i.source = 'refund_ledger'
-                    AND (i.credit_note_number = r.credit_note_number OR i.order_reference = r.order_reference))
+                  WHERE i.business_date = $business_date
+                    AND ((i.source = 'refund_ledger' AND (i.credit_note_number = r.credit_note_number
+                                                          OR i.order_reference = r.order_reference))
+                         OR (i.source = 'payment_refunds' AND i.record_key = r.refund_id)))

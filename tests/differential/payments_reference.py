@@ -28,10 +28,10 @@ def read_refunds(path: Path) -> tuple[list[dict], set[str], set[str]]:
     for line in path.read_text(encoding="utf-8").splitlines():
         obj = json.loads(line)
         meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
-        amount, currency, created = obj.get("amount"), str(obj.get("currency") or "").upper(), obj.get("created")
+        amount, currency, created = obj.get("amount"), str(obj.get("currency") or "").strip().upper(), obj.get("created")
         ok = (isinstance(obj.get("id"), str) and obj["id"]
               and isinstance(amount, int) and not isinstance(amount, bool) and amount >= 0
-              and currency in EXPONENT and isinstance(created, int) and not isinstance(created, bool)
+              and currency in EXPONENT and isinstance(created, int) and not isinstance(created, bool) and created >= 0
               and obj.get("status") in STATUSES)
         if not ok:
             if _text(meta.get("order_id")):
@@ -65,7 +65,7 @@ def payment_findings(w, path: Path) -> list[Finding]:
         if hit is None and r["order"] is not None:
             for cn in in_date_order:
                 n = notes[cn]
-                if (n["order"] == r["order"] and n["currency"] == r["currency"]
+                if (n["money_out"] and n["order"] == r["order"] and n["currency"] == r["currency"]
                         and abs(r["created"] - n["date"]) <= MATCH_DAYS
                         and abs(r["amount"] - (n["amount"] - covered[cn])) <= TOLERANCE):
                     hit = cn
