@@ -643,12 +643,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str) -> None:
         length = self.headers.get("Content-Length")
+        request_body = b""
         if length:
             try:
-                self.rfile.read(int(length))
+                request_body = self.rfile.read(int(length))
             except (ValueError, OSError):
                 self.close_connection = True
-        status, headers, body = self.server.emulator._handle(method, self.path, self.headers)
+        status, headers, body = self.server.emulator._handle(method, self.path, self.headers, request_body)
         if status == RESET:
             self._reset_connection()
             return
@@ -759,7 +760,10 @@ class WmsEmulator:
         seed: int = 0,
         payments: Any = None,
         payments_key: str | None = None,
+        rma_platform: Any = None,
     ) -> None:
+        # the GraphQL RMA platform (pipelines/demo/rma_platform_emulator.RmaPlatformApi), on /graphql
+        self.rma_platform = rma_platform
         # the payment provider's API (pipelines/demo/payments_emulator.PaymentsApi), served on /v1/:
         # the one given, else one over the world's payment refunds (when it has them)
         if payments is None and world.payment_refunds is not None:
@@ -1130,7 +1134,8 @@ class WmsEmulator:
             return "The X-Tenant-Id header is missing or does not match the token."
         return None
 
-    def _handle(self, method: str, raw_path: str, headers: Any) -> tuple[int, dict[str, str], bytes]:
+    def _handle(self, method: str, raw_path: str, headers: Any,
+                request_body: bytes = b"") -> tuple[int, dict[str, str], bytes]:
         latency = self._latency
         if latency > 0:
             time.sleep(latency)
@@ -1138,6 +1143,8 @@ class WmsEmulator:
         path = url.path
         if path.startswith("/v1/") and self.payments is not None:
             return self.payments.handle(method, path, url.query, headers)
+        if path.rstrip("/") == "/graphql" and self.rma_platform is not None:
+            return self.rma_platform.handle(method, headers, request_body)
         tenant = headers.get("X-Tenant-Id")
         with self._lock:
             self._requests_total += 1
