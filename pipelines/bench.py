@@ -93,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
             "RECON_HOME": str(home), "OPLOG_BASE_URL": f"http://127.0.0.1:{port}",
             "OPLOG_TENANT_ID": manifest["tenant_id"], "OPLOG_TOKEN": manifest["token"],
             "PAYMENTS_API_BASE": f"http://127.0.0.1:{port}", "PAYMENTS_API_KEY": manifest["payments_key"],
+            "RMA_PLATFORM_URL": "none",  # the bench world has no platform RMAs yet
             "STOREFRONT_DB_URL": f"sqlite:///{shop}",
             "REFUND_LEDGER_PATH": str(world / "ledger"),
         })

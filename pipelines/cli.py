@@ -110,14 +110,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
         step(f"reusing the demo world in {world_dir}")
 
     from pipelines.demo.emulator import WmsEmulator, WmsWorld
-    from pipelines.settings import DEMO_PAYMENTS_KEY
+    from pipelines.settings import DEMO_PAYMENTS_KEY, DEMO_PLATFORM_TOKEN
     emulator = WmsEmulator(WmsWorld.load(world_dir), tenant_id=manifest["tenant_id"], token=manifest["token"])
     base_url = emulator.start()
-    step(f"emulator listening on {base_url} (WMS API /openapi/v1/, payment provider /v1/)")
+    step(f"emulator listening on {base_url} (WMS API /openapi/v1/, payment provider /v1/, RMA platform /graphql)")
     os.environ.update({
         "OPLOG_BASE_URL": base_url,
         "PAYMENTS_API_BASE": base_url,
         "PAYMENTS_API_KEY": str(manifest.get("payments_key") or DEMO_PAYMENTS_KEY),
+        "RMA_PLATFORM_URL": base_url,
+        "RMA_PLATFORM_TOKEN": str(manifest.get("rma_platform_token") or DEMO_PLATFORM_TOKEN),
         "OPLOG_TENANT_ID": manifest["tenant_id"],
         "OPLOG_TOKEN": manifest["token"],
         "STOREFRONT_DB_URL": f"sqlite:///{world_dir / 'storefront.sqlite'}",
@@ -202,6 +204,7 @@ def cmd_emulator(args: argparse.Namespace) -> int:
                   tenant_id=os.environ.get("OPLOG_TENANT_ID") or manifest["tenant_id"],
                   token=os.environ.get("OPLOG_TOKEN") or manifest["token"],
                   payments_key=os.environ.get("PAYMENTS_API_KEY") or manifest.get("payments_key"),
+                  rma_platform_token=os.environ.get("RMA_PLATFORM_TOKEN") or manifest.get("rma_platform_token"),
                   rate_limit_per_minute=args.rate_limit)
     return 0
 

@@ -68,6 +68,11 @@ class ReconConfig:
         return {k: float(v) for k, v in (self.raw.get("payments") or {}).items()}
 
     @property
+    def rma_platform(self) -> dict[str, float]:
+        """The ``rma_platform`` section (polling of the GraphQL platform), validated in ``load_config``."""
+        return {k: float(v) for k, v in (self.raw.get("rma_platform") or {}).items()}
+
+    @property
     def amount_tolerance(self) -> Decimal:
         """The money tolerance as an exact decimal (the YAML text, not its binary float)."""
         return _decimal(self.raw["thresholds"]["amount_tolerance"])
@@ -107,7 +112,8 @@ def load_config(path: str | Path | None = None) -> ReconConfig:
     if path != DEFAULT_CONFIG_PATH:
         base = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
         raw = _deep_merge(base, raw)
-    for section in ("thresholds", "severities", "rma_status_map", "rma_action_map", "wms", "retention", "payments"):
+    for section in ("thresholds", "severities", "rma_status_map", "rma_action_map", "wms", "retention", "payments",
+                    "rma_platform"):
         if raw.get(section) is not None and not isinstance(raw[section], dict):
             raise ConfigError(f"{section} must be a mapping (key: value lines), got a {type(raw[section]).__name__}")
 
@@ -144,9 +150,10 @@ def load_config(path: str | Path | None = None) -> ReconConfig:
     for key, value in wms.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
             raise ConfigError(f"wms.{key} must be a non-negative number, got {value!r}")
-    for key, value in (raw.get("payments") or {}).items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise ConfigError(f"payments.{key} must be a non-negative number, got {value!r}")
+    for section in ("payments", "rma_platform"):
+        for key, value in (raw.get(section) or {}).items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ConfigError(f"{section}.{key} must be a non-negative number, got {value!r}")
     currency = str(raw.get("store_currency") or "")
     if not re.fullmatch(r"[A-Z]{3}", currency):
         raise ConfigError(f"store_currency must be an ISO currency code, got {currency!r}")

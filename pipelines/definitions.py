@@ -7,7 +7,7 @@ daily job, its schedule, the alert sensors and the resources built from the envi
 import dagster as dg
 
 from assets import canonical, exports, reconciliation, retention
-from assets.sources import payments, refund_ledger, storefront, wms
+from assets.sources import payments, refund_ledger, rma_platform, storefront, wms
 from pipelines.jobs import daily_reconciliation_job, daily_reconciliation_schedule
 from pipelines.resources import build_resources
 from pipelines.sensors import alert_sensors
@@ -27,6 +27,7 @@ def build_definitions(settings=None) -> dg.Definitions:
         storefront.defs,
         refund_ledger.defs,
         payments.defs,
+        rma_platform.defs,
         canonical.defs,
         reconciliation.defs,
         exports.defs,

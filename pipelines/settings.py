@@ -17,6 +17,7 @@ DEMO_TENANT_ID = "demo-tenant"
 DEMO_TOKEN = "demo-token-3f9c2a71"
 DEMO_EMULATOR_PORT = 8765
 DEMO_PAYMENTS_KEY = "sk_test_demo_4c1e7b90"
+DEMO_PLATFORM_TOKEN = "rma-platform-demo-token-8e21"
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,10 @@ class Settings:
     # the payment provider (Stripe-compatible); None: the source is disabled (PAYMENTS_API_BASE=none)
     payments_api_base: str | None = None
     payments_api_key: str = field(default="", repr=False)
+    # the GraphQL RMA platform; None: disabled (RMA_PLATFORM_URL=none)
+    rma_platform_url: str | None = None
+    rma_platform_token: str = field(default="", repr=False)
+    oms_returns_enabled: bool = True
     # IANA zone in which OpenCart writes its datetimes (its config_timezone)
     storefront_timezone: str = "UTC"
     # URL that receives a JSON summary after each run (Slack-compatible); None: no alert.
@@ -71,14 +76,29 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         refund_ledger_path=Path(get("REFUND_LEDGER_PATH") or demo / "ledger"),
         storefront_timezone=(get("STOREFRONT_TIMEZONE") or "UTC").strip() or "UTC",
         alert_webhook=get("RECON_ALERT_WEBHOOK"),
-        payments_api_base=_payments_base(get("PAYMENTS_API_BASE")),
+        payments_api_base=_demo_or_none(get("PAYMENTS_API_BASE")),
         payments_api_key=get("PAYMENTS_API_KEY") or DEMO_PAYMENTS_KEY,
+        rma_platform_url=_demo_or_none(get("RMA_PLATFORM_URL")),
+        rma_platform_token=get("RMA_PLATFORM_TOKEN") or DEMO_PLATFORM_TOKEN,
+        oms_returns_enabled=_flag("OMS_RETURNS_ENABLED", get("OMS_RETURNS_ENABLED"), True),
     )
 
 
-def _payments_base(value: str | None) -> str | None:
-    """``PAYMENTS_API_BASE``: unset is the demo's emulator (the WMS emulator serves ``/v1/`` too),
-    ``none`` disables the source."""
+def _flag(name: str, value: str | None, default: bool) -> bool:
+    if value is None:
+        return default
+    v = value.strip().lower()
+    if v in ("true", "1", "yes", "on"):
+        return True
+    if v in ("false", "0", "no", "off"):
+        return False
+    from pipelines.config import ConfigError
+    raise ConfigError(f"{name} must be true or false, got {value[:20]!r}")
+
+
+def _demo_or_none(value: str | None) -> str | None:
+    """``PAYMENTS_API_BASE`` / ``RMA_PLATFORM_URL``: unset is the demo's emulator (the WMS emulator
+    serves ``/v1/`` and ``/graphql`` too), ``none`` disables the source."""
     if value is None:
         return f"http://127.0.0.1:{DEMO_EMULATOR_PORT}"
     if value.strip().lower() == "none":

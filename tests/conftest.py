@@ -44,7 +44,7 @@ def emulator(demo_world, manifest):
 
 
 def make_env(home: Path, world: Path, manifest: dict, base_url: str, **extra: str) -> dict[str, str]:
-    from pipelines.settings import DEMO_PAYMENTS_KEY
+    from pipelines.settings import DEMO_PAYMENTS_KEY, DEMO_PLATFORM_TOKEN
 
     env = {
         "RECON_HOME": str(home),
@@ -56,6 +56,9 @@ def make_env(home: Path, world: Path, manifest: dict, base_url: str, **extra: st
         # the emulator serves the payment provider on /v1/ when the world has one; else disabled
         "PAYMENTS_API_BASE": base_url if (world / "payments").is_dir() else "none",
         "PAYMENTS_API_KEY": str(manifest.get("payments_key") or DEMO_PAYMENTS_KEY),
+        # ... and the GraphQL RMA platform on /graphql when the world has one
+        "RMA_PLATFORM_URL": base_url if (world / "rma_platform").is_dir() else "none",
+        "RMA_PLATFORM_TOKEN": str(manifest.get("rma_platform_token") or DEMO_PLATFORM_TOKEN),
     }
     env.update(extra)
     return env

@@ -11,7 +11,7 @@ RECON = str(Path(sys.executable).parent / "recon")
 
 def test_recon_demo_builds_the_world_runs_dagster_and_prints_where_things_are(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RECON_", "OPLOG_", "STOREFRONT_", "REFUND_", "PAYMENTS_",
-                                                                    "DAGSTER_HOME"))}
+                                                                    "RMA_PLATFORM_", "OMS_", "DAGSTER_HOME"))}
     env["RECON_HOME"] = str(tmp_path / "home")
     result = subprocess.run([RECON, "demo", "--returns", "60", "--days", "2", "--end-date", "2026-03-31"],
                             env=env, capture_output=True, text=True, timeout=600)

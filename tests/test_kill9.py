@@ -41,7 +41,7 @@ def _env(home: Path, world: Path, manifest: dict, base_url: str) -> dict[str, st
 
     dagster_home = ensure_dagster_home(home / "dagster_home")  # dagster.yaml of `recon demo`: pool limit 1
     full = {k: v for k, v in os.environ.items() if not k.startswith(("RECON_", "OPLOG_", "STOREFRONT_",
-                                                                     "REFUND_", "PAYMENTS_", "DAGSTER_HOME"))}
+                                                                     "REFUND_", "PAYMENTS_", "RMA_PLATFORM_", "OMS_", "DAGSTER_HOME"))}
     full.update(make_env(home, world, manifest, base_url, DAGSTER_HOME=str(dagster_home)))
     return full
 

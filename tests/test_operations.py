@@ -23,7 +23,8 @@ SOURCE_ASSETS = {
     "raw/oc_orders", "raw/oc_order_lines", "raw/oc_products", "raw/oc_returns", "raw/oc_return_history",
     "raw/wms_returns", "raw/wms_return_line_items", "raw/wms_stock_adjustments", "raw/wms_stock_adjustment_lines",
     "raw/wms_stocks", "raw/refund_lines", "raw/wms_probed_returns", "raw/wms_probed_return_line_items",
-    "raw/wms_tracking_probe_log", "raw/payment_refunds",
+    "raw/wms_tracking_probe_log", "raw/payment_refunds", "raw/rma_platform_orders", "raw/rma_platform_lines",
+    "raw/rma_platform_status_history",
 }
 DETECTIONS_SQL = ("SELECT business_date, discrepancy_id, rule, severity, order_reference, order_line_reference, "
                   "rma_reference, return_reference, tracking_id, sku, refund_reference, quantity_gap, amount_at_risk, "
@@ -33,7 +34,7 @@ DETECTIONS_SQL = ("SELECT business_date, discrepancy_id, rule, severity, order_r
 
 def _clean_env(env: dict[str, str]) -> dict[str, str]:
     full = {k: v for k, v in os.environ.items()
-            if not k.startswith(("RECON_", "OPLOG_", "STOREFRONT_", "REFUND_", "PAYMENTS_", "DAGSTER_HOME"))}
+            if not k.startswith(("RECON_", "OPLOG_", "STOREFRONT_", "REFUND_", "PAYMENTS_", "RMA_PLATFORM_", "OMS_", "DAGSTER_HOME"))}
     full.update(env)
     return full
 

@@ -26,7 +26,7 @@ LIFECYCLE_SQL = ("SELECT discrepancy_id, rule, severity, status, business_date, 
 
 def recon_cli(env: dict[str, str], *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
     full = {k: v for k, v in os.environ.items() if not k.startswith(("RECON_", "OPLOG_", "STOREFRONT_",
-                                                                     "REFUND_", "PAYMENTS_", "DAGSTER_HOME"))}
+                                                                     "REFUND_", "PAYMENTS_", "RMA_PLATFORM_", "OMS_", "DAGSTER_HOME"))}
     full.update(env)
     return subprocess.run([RECON, *args], env=full, capture_output=True, text=True, timeout=timeout)
 

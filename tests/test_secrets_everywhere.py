@@ -30,6 +30,7 @@ from test_webserver import _graphql, running_webserver
 RECON = str(Path(sys.executable).parent / "recon")
 TOKEN = "tok-distinct-XYZ/91c+e7=Q"
 PAY_KEY = "sk_test_Distinct-7e2/Q+9z"
+PLAT_TOKEN = "plat-Distinct-31/x+Tk"
 PASSWORD = "pw-Distinct#5b/e1@x"
 MYSQL_URL = f"mysql+pymysql://reader:{quote(PASSWORD, safe='')}@127.0.0.1:3306/shop"
 
@@ -45,7 +46,7 @@ def hits_in_bytes(data: bytes, secrets: list[str]) -> list[str]:
 
 def _clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("RECON_", "OPLOG_", "STOREFRONT_", "REFUND_", "DAGSTER_", "PAYMENTS_"))}
+           if not k.startswith(("RECON_", "OPLOG_", "STOREFRONT_", "REFUND_", "DAGSTER_", "PAYMENTS_", "RMA_PLATFORM_", "OMS_"))}
     env.update(extra)
     return env
 
@@ -123,7 +124,7 @@ def ui_resources(url: str, selector: dict) -> tuple[str, dict[str, dict[str, tup
 
 def test_no_secret_anywhere_a_run_and_the_ui_write(tmp_path, demo_world, manifest):
     from pipelines.demo.emulator import WmsEmulator, WmsWorld
-    from pipelines.settings import DEMO_PAYMENTS_KEY, DEMO_TOKEN
+    from pipelines.settings import DEMO_PAYMENTS_KEY, DEMO_PLATFORM_TOKEN, DEMO_TOKEN
 
     rows: list[tuple[str, str, int, int]] = []  # place, what, searched, hits
     problems: list[str] = []
@@ -166,14 +167,15 @@ def test_no_secret_anywhere_a_run_and_the_ui_write(tmp_path, demo_world, manifes
     ui_env = _clean_env(RECON_HOME=str(home), DAGSTER_HOME=str(dagster_home), OPLOG_BASE_URL=emu.base_url,
                         OPLOG_TENANT_ID=manifest["tenant_id"], OPLOG_TOKEN=TOKEN, STOREFRONT_DB_URL=MYSQL_URL,
                         REFUND_LEDGER_PATH=str(demo_world / "ledger"), PAYMENTS_API_BASE=emu.base_url,
-                        PAYMENTS_API_KEY=PAY_KEY)
-    both = [TOKEN, PASSWORD, PAY_KEY]
+                        PAYMENTS_API_KEY=PAY_KEY, RMA_PLATFORM_URL=emu.base_url, RMA_PLATFORM_TOKEN=PLAT_TOKEN)
+    both = [TOKEN, PASSWORD, PAY_KEY, PLAT_TOKEN]
     with webserver(tmp_path, ui_env, "env") as (url, selector, log_path):
         text, values, env_vars = ui_resources(url, selector)
         record("UI resource config (env secrets)", "token+password", len(text), hits_in_bytes(text.encode(), both))
         assert values["wms"]["token"] == ("OPLOG_TOKEN", "ENV_VAR"), values["wms"]
         assert values["storefront"]["db_url"] == ("STOREFRONT_DB_URL", "ENV_VAR"), values["storefront"]
         assert values["payments"]["api_key"] == ("PAYMENTS_API_KEY", "ENV_VAR"), values["payments"]
+        assert values["rma_platform"]["token"] == ("RMA_PLATFORM_TOKEN", "ENV_VAR"), values["rma_platform"]
         assert {"OPLOG_TOKEN", "STOREFRONT_DB_URL", "PAYMENTS_API_KEY"} <= set(env_vars)
         runs = requests.post(url, json={"query": RUNS_QUERY}, timeout=60)
         runs.raise_for_status()
@@ -186,14 +188,14 @@ def test_no_secret_anywhere_a_run_and_the_ui_write(tmp_path, demo_world, manifes
     with webserver(tmp_path, demo_env, "default") as (url, selector, log_path):
         text, values, _ = ui_resources(url, selector)
         record("UI resource config (token not from env)", "demo token+key", len(text),
-               hits_in_bytes(text.encode(), [DEMO_TOKEN, DEMO_PAYMENTS_KEY]))
+               hits_in_bytes(text.encode(), [DEMO_TOKEN, DEMO_PAYMENTS_KEY, DEMO_PLATFORM_TOKEN]))
         token_value, token_type = values["wms"]["token"]
         assert "OPLOG_TOKEN" in token_value and DEMO_TOKEN not in token_value, values["wms"]
         key_value, _ = values["payments"]["api_key"]
         assert "PAYMENTS_API_KEY" in key_value and DEMO_PAYMENTS_KEY not in key_value, values["payments"]
     record("webserver log (token not from env)", "demo token+key", 1,
-           hits_in_bytes(log_path.read_bytes(), [DEMO_TOKEN, DEMO_PAYMENTS_KEY]))
-    n, found = files_hits(dagster_home, [*both, DEMO_TOKEN, DEMO_PAYMENTS_KEY])
+           hits_in_bytes(log_path.read_bytes(), [DEMO_TOKEN, DEMO_PAYMENTS_KEY, DEMO_PLATFORM_TOKEN]))
+    n, found = files_hits(dagster_home, [*both, DEMO_TOKEN, DEMO_PAYMENTS_KEY, DEMO_PLATFORM_TOKEN])
     record("DAGSTER_HOME files after both UIs", "all three", n, found)
 
     print("\n" + f"{'place':<58} {'secret':<15} {'searched':>9} {'hits':>5}")

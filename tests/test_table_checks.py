@@ -57,6 +57,22 @@ CASES = {
         {"refund_id": ["re_1", "re_1"], "amount": [1.5, None], "currency": ["EUR", "EUR"],
          "status": ["succeeded", "paid"]},
     ),
+    "rma_platform_orders_valid": (
+        {"rma_id": ["a", "a"], "updated_at": [T, T + timedelta(hours=1)], "return_reference": ["RP-1", "RP-1"]},
+        {"rma_id": ["a", "a"], "updated_at": [T, T], "return_reference": ["RP-1", None]},
+    ),
+    "rma_platform_orders_no_anomaly": (
+        {"processing_status": ["ACCEPTED", "ON_HOLD"]},
+        {"processing_status": ["ACCEPTED", "ANOMALY"]},
+    ),
+    "rma_platform_lines_valid": (
+        {"rma_id": ["a", "a"], "updated_at": [T, T], "line_id": ["1", "2"], "quantity": [1, 3]},
+        {"rma_id": ["a", "a"], "updated_at": [T, T], "line_id": ["1", "1"], "quantity": [1, 0]},
+    ),
+    "rma_platform_status_history_valid": (
+        {"dimension": ["PROCESSING", "DELIVERY"]},
+        {"dimension": ["PROCESSING", "SHIPPING"]},
+    ),
     "credit_notes_unique": (
         {"credit_note_number": ["CN-1", "CN-2"]},
         {"credit_note_number": ["CN-1", "CN-1"]},

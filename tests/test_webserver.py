@@ -112,7 +112,7 @@ def webserver(tmp_path):
     dagster_home = tmp_path / "dagster_home"
     dagster_home.mkdir()
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("RECON_", "OPLOG_", "STOREFRONT_", "REFUND_", "PAYMENTS_", "DAGSTER_"))}
+           if not k.startswith(("RECON_", "OPLOG_", "STOREFRONT_", "REFUND_", "PAYMENTS_", "RMA_PLATFORM_", "OMS_", "DAGSTER_"))}
     env.update({"RECON_HOME": str(recon_home), "DAGSTER_HOME": str(dagster_home)})
     with running_webserver(env, tmp_path / "webserver.log") as (url, workspace):
         yield {"url": url, "workspace": workspace, "recon_home": recon_home}

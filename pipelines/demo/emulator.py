@@ -161,6 +161,8 @@ class WmsWorld:
     manifest: dict = field(default_factory=dict)
     # the payment provider's refunds (Stripe objects), None when the world has no payments/ folder
     payment_refunds: list[dict] | None = None
+    # the GraphQL RMA platform's orders (nodes), None when the world has no rma_platform/ folder
+    rma_platform_orders: list[dict] | None = None
 
     @classmethod
     def load(cls, world_dir: Path) -> "WmsWorld":
@@ -181,6 +183,8 @@ class WmsWorld:
             manifest=manifest if isinstance(manifest, dict) else {},
             payment_refunds=(_read_jsonl(world_dir / "payments" / "refunds.jsonl")
                              if (world_dir / "payments").is_dir() else None),
+            rma_platform_orders=(_read_jsonl(world_dir / "rma_platform" / "orders.jsonl")
+                                 if (world_dir / "rma_platform").is_dir() else None),
         )
 
 
@@ -761,8 +765,16 @@ class WmsEmulator:
         payments: Any = None,
         payments_key: str | None = None,
         rma_platform: Any = None,
+        rma_platform_token: str | None = None,
     ) -> None:
-        # the GraphQL RMA platform (pipelines/demo/rma_platform_emulator.RmaPlatformApi), on /graphql
+        # the GraphQL RMA platform (pipelines/demo/rma_platform_emulator.RmaPlatformApi), on /graphql:
+        # the one given, else one over the world's platform orders (none when it has none)
+        if rma_platform is None:
+            from pipelines.demo.rma_platform_emulator import RmaPlatformApi
+            from pipelines.settings import DEMO_PLATFORM_TOKEN
+
+            rma_platform = RmaPlatformApi(world.rma_platform_orders or [], token=rma_platform_token or str(
+                world.manifest.get("rma_platform_token") or DEMO_PLATFORM_TOKEN))
         self.rma_platform = rma_platform
         # the payment provider's API (pipelines/demo/payments_emulator.PaymentsApi), served on /v1/:
         # the one given, else one over the world's payment refunds (when it has them)
@@ -1327,7 +1339,7 @@ def serve_forever(world_dir: Path, host: str = "127.0.0.1", port: int = 0, **kwa
     ``kwargs`` or else the world's ``manifest.json`` (``tenant_id``, ``token``) or else the
     demo defaults. Prints the base URL (never the token) on stdout."""
     world = WmsWorld.load(Path(world_dir))
-    for key in ("tenant_id", "token", "payments_key"):
+    for key in ("tenant_id", "token", "payments_key", "rma_platform_token"):
         if kwargs.get(key) is None and world.manifest.get(key):
             kwargs[key] = str(world.manifest[key])
         elif kwargs.get(key) is None:

@@ -12,6 +12,7 @@ def build_resources(settings: Settings | None = None, env: dict[str, str] | None
     from pipelines.resources.config import ReconConfigResource
     from pipelines.resources.exports import ExportDirResource
     from pipelines.resources.payments import PaymentsResource
+    from pipelines.resources.rma_platform import RmaPlatformResource
     from pipelines.resources.refund_ledger import RefundLedgerResource
     from pipelines.resources.storefront import StorefrontResource
     from pipelines.resources.warehouse import WarehouseResource
@@ -39,5 +40,9 @@ def build_resources(settings: Settings | None = None, env: dict[str, str] | None
         "payments": PaymentsResource(
             api_base=settings.payments_api_base or "none",
             api_key=secret_config("PAYMENTS_API_KEY", settings.payments_api_key),
+        ),
+        "rma_platform": RmaPlatformResource(
+            url=settings.rma_platform_url or "none",
+            token=secret_config("RMA_PLATFORM_TOKEN", settings.rma_platform_token),
         ),
     }

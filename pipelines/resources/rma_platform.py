@@ -15,9 +15,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
 
+import dagster as dg
+
 from pipelines.errors import SourceUnavailable
 from pipelines.records.base import payload, validate
 from pipelines.records.rma_platform import RmaOrder
+from pipelines.resources.secrets import reveal
 
 PAGE_SIZE = 100
 
@@ -140,3 +143,35 @@ class RmaPlatformClient:
             "payload": payload(RmaOrder, node),
             "order_reference": order.strip()[:100] if isinstance(order, str) and order.strip() else None,
             "rma_reference": ref.strip()[:100] if isinstance(ref, str) and ref.strip() else None})
+
+
+def as_rows(order: RmaOrder) -> tuple[dict, list[dict], list[dict]]:
+    """An RMA order as its raw.rma_platform_orders row, its lines and its status history."""
+    head = {"rma_id": order.id, "updated_at": order.updated_at, "return_reference": order.return_reference,
+            "external_reference": order.external_reference, "order_reference": order.order_reference,
+            "tracking_id": order.tracking_number, "expected_resolution": order.expected_resolution,
+            "processing_status": order.processing_status, "delivery_status": order.delivery_status,
+            "financial_status": order.financial_status, "fulfillment_status": order.fulfillment_status,
+            "currency": order.currency, "refunded_amount": order.refunded_amount(),
+            "received_at": order.received_at, "issued_at": order.issued_at}
+    lines = [{"rma_id": order.id, "updated_at": order.updated_at, "line_id": ln.id, "sku": ln.sku,
+              "quantity": ln.quantity, "line_state": ln.line_state, "order_line_reference": ln.order_line_reference}
+             for ln in order.lines]
+    history = [{"rma_id": order.id, "updated_at": order.updated_at, "dimension": c.dimension, "status": c.status,
+                "changed_at": c.at} for c in order.status_history]
+    return head, lines, history
+
+
+class RmaPlatformResource(dg.ConfigurableResource):
+    """The GraphQL RMA platform (``RMA_PLATFORM_URL``, ``RMA_PLATFORM_TOKEN``); ``url`` ``none``: the
+    source is disabled. The token is a secret handle (pipelines/resources/secrets.py)."""
+
+    url: str
+    token: str
+
+    @property
+    def enabled(self) -> bool:
+        return self.url.strip().lower() != "none"
+
+    def client(self, *, retries: int, timeout_s: int) -> RmaPlatformClient:
+        return RmaPlatformClient(self.url, reveal(self.token), retries=retries, timeout_s=timeout_s)

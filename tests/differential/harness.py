@@ -21,7 +21,8 @@ DETECTION_COLUMNS = ["rule", "order_reference", "order_line_reference", "rma_ref
 
 _ENV_KEYS = ("RECON_HOME", "OPLOG_BASE_URL", "OPLOG_TENANT_ID", "OPLOG_TOKEN", "STOREFRONT_DB_URL",
              "REFUND_LEDGER_PATH", "RECON_WAREHOUSE", "RECON_EXPORT_DIR", "RECON_CONFIG", "STOREFRONT_TIMEZONE",
-             "STOREFRONT_TABLE_PREFIX", "PAYMENTS_API_BASE", "PAYMENTS_API_KEY")  # cleared first: the defaults (config, UTC storefront, oc_) apply
+             "STOREFRONT_TABLE_PREFIX", "PAYMENTS_API_BASE", "PAYMENTS_API_KEY",
+             "RMA_PLATFORM_URL", "RMA_PLATFORM_TOKEN", "OMS_RETURNS_ENABLED")  # cleared first: the defaults (config, UTC storefront, oc_) apply
 
 
 TESTS_DIR = Path(__file__).resolve().parents[1]
