@@ -6,10 +6,11 @@ customer data, a disabled source, a refused key failing the step in one line."""
 from __future__ import annotations
 
 from datetime import date, timedelta
+from types import SimpleNamespace
 
 import dagster as dg
-import duckdb
 import pytest
+from conftest import query as warehouse_query
 
 from pipelines.demo.emulator import WmsEmulator, WmsWorld
 from pipelines.demo.payments_emulator import PaymentsApi
@@ -54,11 +55,8 @@ def materialize(tmp_path, base_url: str, d: date, key: str = KEY, raise_on_error
 
 
 def query(tmp_path, sql: str, params=None):
-    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True)
-    try:
-        return con.execute(sql, params or {}).fetchall()
-    finally:
-        con.close()
+    """The warehouse the materialisation wrote (conftest.query, read from tmp_path)."""
+    return warehouse_query(SimpleNamespace(warehouse=tmp_path / "warehouse.duckdb"), sql, params or {})
 
 
 def metadata(result) -> dict:

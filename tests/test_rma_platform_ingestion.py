@@ -5,10 +5,11 @@ beside them, rejects with their grain, a disabled source, a failing platform fai
 from __future__ import annotations
 
 from datetime import date, timedelta, timezone
+from types import SimpleNamespace
 
 import dagster as dg
-import duckdb
 import pytest
+from conftest import query as warehouse_query
 
 from pipelines.demo.emulator import WmsEmulator, WmsWorld
 from pipelines.demo.rma_platform_emulator import RmaPlatformApi
@@ -48,11 +49,8 @@ def materialize(tmp_path, url: str, d: date, raise_on_error: bool = True):
 
 
 def query(tmp_path, sql: str, params=None):
-    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True)
-    try:
-        return con.execute(sql, params or {}).fetchall()
-    finally:
-        con.close()
+    """The warehouse the materialisation wrote (conftest.query, read from tmp_path)."""
+    return warehouse_query(SimpleNamespace(warehouse=tmp_path / "warehouse.duckdb"), sql, params or {})
 
 
 def meta(result, key: str = "rma_platform_orders") -> dict:
