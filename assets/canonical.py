@@ -6,6 +6,7 @@ from pipelines.partitions import WAREHOUSE_POOL, business_date_of, daily_partiti
 from pipelines.reconcile import rebuild
 from pipelines.resources.config import ReconConfigResource
 from pipelines.resources.warehouse import WarehouseResource
+from pipelines.retention import make_room
 
 CORE_ASSETS = {
     "order_lines": (
@@ -71,8 +72,10 @@ def build_core_asset(table: str, deps: list, description: str) -> dg.AssetsDefin
     def _asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                recon_config: ReconConfigResource) -> dg.MaterializeResult:
         d = business_date_of(context)
+        cfg = recon_config.load()
+        make_room(warehouse, f"core.{table}", d, cfg.working_dates)
         with warehouse.transaction() as con:
-            rows = rebuild(con, "core", table, d, recon_config.load())
+            rows = rebuild(con, "core", table, d, cfg)
         return dg.MaterializeResult(metadata={"dagster/row_count": dg.MetadataValue.int(rows),
                                               "sql": f"sql/core/build_{table}.sql"})
 

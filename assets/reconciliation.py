@@ -7,6 +7,7 @@ from pipelines.partitions import WAREHOUSE_POOL, business_date_of, daily_partiti
 from pipelines.reconcile import detect, merge_discrepancies, rebuild, summary, summary_markdown
 from pipelines.resources.config import ReconConfigResource
 from pipelines.resources.warehouse import WarehouseResource
+from pipelines.retention import make_room
 
 COMMON = dict(partitions_def=daily_partitions, group_name="reconciliation", pool=WAREHOUSE_POOL,
               kinds={"duckdb", "sql"})
@@ -19,8 +20,10 @@ COMMON = dict(partitions_def=daily_partitions, group_name="reconciliation", pool
 def rma_matches(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                 recon_config: ReconConfigResource) -> dg.MaterializeResult:
     d = business_date_of(context)
+    cfg = recon_config.load()
+    make_room(warehouse, "recon.rma_matches", d, cfg.working_dates)
     with warehouse.transaction() as con:
-        rows = rebuild(con, "recon", "rma_matches", d, recon_config.load())
+        rows = rebuild(con, "recon", "rma_matches", d, cfg)
         by_method = dict(con.execute("SELECT method, count(*) FROM recon.rma_matches WHERE business_date = $d "
                                      "GROUP BY method", {"d": d}).fetchall())
     return dg.MaterializeResult(metadata={"dagster/row_count": dg.MetadataValue.int(rows),
@@ -34,8 +37,10 @@ def rma_matches(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
 def payment_matches(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                     recon_config: ReconConfigResource) -> dg.MaterializeResult:
     d = business_date_of(context)
+    cfg = recon_config.load()
+    make_room(warehouse, "recon.payment_matches", d, cfg.working_dates)
     with warehouse.transaction() as con:
-        counts = match_payments(con, d, recon_config.load())
+        counts = match_payments(con, d, cfg)
         rows = con.execute("SELECT count(*) FROM recon.payment_matches WHERE business_date = $d",
                            {"d": d}).fetchone()[0]
     return dg.MaterializeResult(metadata={"dagster/row_count": dg.MetadataValue.int(rows),
@@ -50,8 +55,10 @@ def payment_matches(context: dg.AssetExecutionContext, warehouse: WarehouseResou
 def order_line_positions(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                          recon_config: ReconConfigResource) -> dg.MaterializeResult:
     d = business_date_of(context)
+    cfg = recon_config.load()
+    make_room(warehouse, "recon.order_line_positions", d, cfg.working_dates)
     with warehouse.transaction() as con:
-        rows = rebuild(con, "recon", "order_line_positions", d, recon_config.load())
+        rows = rebuild(con, "recon", "order_line_positions", d, cfg)
     return dg.MaterializeResult(metadata={"dagster/row_count": dg.MetadataValue.int(rows)})
 
 

@@ -12,7 +12,8 @@ import polars as pl
 
 from checks.gx_runner import CheckOutcome, expect, read_partition, run_expectations, to_check_result
 from pipelines.config import CANONICAL_STATUSES
-from pipelines.partitions import WAREHOUSE_POOL, business_date_of, daily_partitions
+from checks.steps import asset_check
+from pipelines.partitions import business_date_of
 from pipelines.resources.config import ReconConfigResource
 from pipelines.resources.warehouse import WarehouseResource
 
@@ -61,9 +62,8 @@ def check_order_lines_unit_gross_positive(frame: pl.DataFrame) -> CheckOutcome:
     ])
 
 
-@dg.asset_check(
-    asset=["core", "order_lines"], blocking=True, partitions_def=daily_partitions, pool=WAREHOUSE_POOL,
-    description="BLOCKING: one row per order line of the rules (order x SKU; option variants are one line). "
+@asset_check(
+    asset=["core", "order_lines"], blocking=True, description="BLOCKING: one row per order line of the rules (order x SKU; option variants are one line). "
                 "A duplicate would double the line's refunds, RMAs and units in every order-line rule.",
 )
 def order_lines_unique_reference(context: dg.AssetCheckExecutionContext,
@@ -73,9 +73,8 @@ def order_lines_unique_reference(context: dg.AssetCheckExecutionContext,
     return to_check_result(outcome, blocking=True, business_date=d.isoformat())
 
 
-@dg.asset_check(
-    asset=["core", "order_lines"], blocking=True, partitions_def=daily_partitions, pool=WAREHOUSE_POOL,
-    description="BLOCKING: unit_gross ((price + tax) x currency rate) is set and not negative. Refunded "
+@asset_check(
+    asset=["core", "order_lines"], blocking=True, description="BLOCKING: unit_gross ((price + tax) x currency rate) is set and not negative. Refunded "
                 "units are refunded amount / unit gross and every amount at risk is units x unit gross; a "
                 "missing or negative unit gross makes them meaningless (e.g. an order without its currency "
                 "rate). Zero is allowed: free items (gifts) exist, and the rules count no units for them.",
@@ -100,9 +99,8 @@ def check_refund_lines_order_line_coverage(refund_lines: pl.DataFrame,
                      f"money-out refund lines whose order line exists (at least {threshold:.0%})", "refund_lines")
 
 
-@dg.asset_check(
-    asset=["core", "refund_lines"], blocking=False, partitions_def=daily_partitions, pool=WAREHOUSE_POOL,
-    description="WARN (not blocking): at least 95% (thresholds.min_reference_coverage) of the money-out "
+@asset_check(
+    asset=["core", "refund_lines"], blocking=False, description="WARN (not blocking): at least 95% (thresholds.min_reference_coverage) of the money-out "
                 "refund lines (SHIPPING excluded) name an order line the storefront has. "
                 "Metadata: the share and a sample of the refund lines whose order line is missing.",
 )
@@ -131,9 +129,8 @@ def check_wms_returns_order_coverage(wms_returns: pl.DataFrame, order_lines: pl.
                      f"WMS returns whose order exists (at least {threshold:.0%})", "wms_returns")
 
 
-@dg.asset_check(
-    asset=["core", "wms_returns"], blocking=True, partitions_def=daily_partitions, pool=WAREHOUSE_POOL,
-    description="BLOCKING: one row per WMS return. A duplicate would double its units in the received / "
+@asset_check(
+    asset=["core", "wms_returns"], blocking=True, description="BLOCKING: one row per WMS return. A duplicate would double its units in the received / "
                 "accepted / damaged counts and its matches.",
 )
 def wms_returns_unique_reference(context: dg.AssetCheckExecutionContext,
@@ -143,9 +140,8 @@ def wms_returns_unique_reference(context: dg.AssetCheckExecutionContext,
     return to_check_result(outcome, blocking=True, business_date=d.isoformat())
 
 
-@dg.asset_check(
-    asset=["core", "wms_returns"], blocking=False, partitions_def=daily_partitions, pool=WAREHOUSE_POOL,
-    additional_deps=[["core", "order_lines"]],
+@asset_check(
+    asset=["core", "wms_returns"], blocking=False, additional_deps=[["core", "order_lines"]],
     description="WARN (not blocking): at least 95% (thresholds.min_reference_coverage) of the WMS returns "
                 "name an order (salesOrderReferenceNumber) present in core.order_lines. Metadata: the "
                 "share and a sample of the returns whose order is unknown.",
@@ -178,9 +174,8 @@ def check_rma_lines_canonical_status(frame: pl.DataFrame) -> CheckOutcome:
     ])
 
 
-@dg.asset_check(
-    asset=["core", "rma_lines"], blocking=True, partitions_def=daily_partitions, pool=WAREHOUSE_POOL,
-    description="BLOCKING: one row per RMA line (RMA-<id>). A duplicate would double its requested units.",
+@asset_check(
+    asset=["core", "rma_lines"], blocking=True, description="BLOCKING: one row per RMA line (RMA-<id>). A duplicate would double its requested units.",
 )
 def rma_lines_unique_reference(context: dg.AssetCheckExecutionContext,
                                warehouse: WarehouseResource) -> dg.AssetCheckResult:
@@ -189,9 +184,8 @@ def rma_lines_unique_reference(context: dg.AssetCheckExecutionContext,
     return to_check_result(outcome, blocking=True, business_date=d.isoformat())
 
 
-@dg.asset_check(
-    asset=["core", "rma_lines"], blocking=False, partitions_def=daily_partitions, pool=WAREHOUSE_POOL,
-    description="WARN (not blocking): every RMA line's status as of T maps to a canonical status (REQUESTED / "
+@asset_check(
+    asset=["core", "rma_lines"], blocking=False, description="WARN (not blocking): every RMA line's status as of T maps to a canonical status (REQUESTED / "
                 "AUTHORIZED / COMPLETED / REJECTED / CANCELED). An RMA whose storefront status name the map "
                 "does not know still matches and counts as requested; only RMA_NOT_RECEIVED and STATUS_MISMATCH "
                 "skip it. Failing rows name the RMA and the unknown status: add the name to rma_status_map.",
@@ -211,9 +205,8 @@ def check_rma_lines_known_action(frame: pl.DataFrame) -> CheckOutcome:
     ])
 
 
-@dg.asset_check(
-    asset=["core", "rma_lines"], blocking=False, partitions_def=daily_partitions, pool=WAREHOUSE_POOL,
-    description="WARN (not blocking): every RMA's action name maps to a canonical action. An RMA with an "
+@asset_check(
+    asset=["core", "rma_lines"], blocking=False, description="WARN (not blocking): every RMA's action name maps to a canonical action. An RMA with an "
                 "unknown action leaves its order line out of RECEIVED_NOT_REFUNDED (a replacement or credit "
                 "would settle it). Failing rows name the RMA and the action: add it to rma_action_map.",
 )
@@ -240,9 +233,8 @@ def check_no_unjudged_grains(frame: pl.DataFrame) -> CheckOutcome:
               "unjudged_wms_returns": frame["return_reference"].drop_nulls().n_unique()})
 
 
-@dg.asset_check(
-    asset=["core", "data_issues"], blocking=False, partitions_def=daily_partitions, pool=WAREHOUSE_POOL,
-    description="WARN (not blocking): records that failed validation (recon.rejects) and name an order, an "
+@asset_check(
+    asset=["core", "data_issues"], blocking=False, description="WARN (not blocking): records that failed validation (recon.rejects) and name an order, an "
                 "RMA or a WMS return. The rules leave those grains unjudged instead of judging them as if the "
                 "record did not exist (e.g. a rejected order line never turns its refunds into ORPHAN_REFUND). "
                 "Failing rows: the record, its reason and the grain left out; fix the source record.",

@@ -12,7 +12,8 @@ import dagster as dg
 import polars as pl
 
 from checks.gx_runner import CheckOutcome, expect, run_expectations, to_check_result
-from pipelines.partitions import WAREHOUSE_POOL, business_date_of, daily_partitions
+from checks.steps import asset_check
+from pipelines.partitions import business_date_of
 from pipelines.resources.warehouse import WarehouseResource
 
 def read_ledger_lines(warehouse: WarehouseResource) -> pl.DataFrame:
@@ -64,9 +65,8 @@ def check_refund_lines_known_status(frame: pl.DataFrame) -> CheckOutcome:
     ])
 
 
-@dg.asset_check(
-    asset=["raw", "refund_lines"], blocking=True, partitions_def=daily_partitions, pool=WAREHOUSE_POOL,
-    description="BLOCKING: one row per (credit note, version date, order line). A redelivered message "
+@asset_check(
+    asset=["raw", "refund_lines"], blocking=True, description="BLOCKING: one row per (credit note, version date, order line). A redelivered message "
                 "loaded twice, or two versions of one credit note with the same date, would double-count the "
                 "refund or make its state at T ambiguous, and raise false DUPLICATE_REFUND / OVER_REFUND.",
 )
@@ -77,9 +77,8 @@ def refund_lines_unique_credit_note_line(context: dg.AssetCheckExecutionContext,
     return to_check_result(outcome, blocking=True, business_date=d.isoformat())
 
 
-@dg.asset_check(
-    asset=["raw", "refund_lines"], blocking=True, partitions_def=daily_partitions, pool=WAREHOUSE_POOL,
-    description="BLOCKING: refunded_gross is set, numeric and >= 0. Every money rule sums it; a missing "
+@asset_check(
+    asset=["raw", "refund_lines"], blocking=True, description="BLOCKING: refunded_gross is set, numeric and >= 0. Every money rule sums it; a missing "
                 "or negative amount would understate refunds.",
 )
 def refund_lines_amount_valid(context: dg.AssetCheckExecutionContext,
@@ -89,9 +88,8 @@ def refund_lines_amount_valid(context: dg.AssetCheckExecutionContext,
     return to_check_result(outcome, blocking=True, business_date=d.isoformat())
 
 
-@dg.asset_check(
-    asset=["raw", "refund_lines"], blocking=False, partitions_def=daily_partitions, pool=WAREHOUSE_POOL,
-    description="WARN (not blocking): status_code is set and one of CREATED / PENDING / APPROVED / "
+@asset_check(
+    asset=["raw", "refund_lines"], blocking=False, description="WARN (not blocking): status_code is set and one of CREATED / PENDING / APPROVED / "
                 "RELEASED / CANCELED / CANCELLED / REJECTED / FAILED (exact case). Only RELEASED "
                 "counts as money out; an unknown code is treated as not paid.",
 )

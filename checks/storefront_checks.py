@@ -18,7 +18,8 @@ import polars as pl
 
 from checks.gx_runner import CheckOutcome, expect, run_expectations, to_check_result
 from pipelines.config import load_config
-from pipelines.partitions import WAREHOUSE_POOL, business_date_of, daily_partitions
+from checks.steps import asset_check
+from pipelines.partitions import business_date_of
 from pipelines.resources.config import ReconConfigResource
 from pipelines.resources.warehouse import WarehouseResource
 
@@ -75,9 +76,8 @@ def check_oc_returns_valid(frame: pl.DataFrame, status_names: Iterable[str] | No
     ])
 
 
-@dg.asset_check(
-    asset=["raw", "oc_returns"], blocking=True, partitions_def=daily_partitions, pool=WAREHOUSE_POOL,
-    description="BLOCKING: return_id (the RMA number RMA-<id>) is unique. A duplicate would make two "
+@asset_check(
+    asset=["raw", "oc_returns"], blocking=True, description="BLOCKING: return_id (the RMA number RMA-<id>) is unique. A duplicate would make two "
                 "RMA lines of one return and double its requested units.",
 )
 def oc_returns_unique_id(context: dg.AssetCheckExecutionContext,
@@ -87,9 +87,8 @@ def oc_returns_unique_id(context: dg.AssetCheckExecutionContext,
     return to_check_result(outcome, blocking=True, business_date=d.isoformat())
 
 
-@dg.asset_check(
-    asset=["raw", "oc_returns"], blocking=False, partitions_def=daily_partitions, pool=WAREHOUSE_POOL,
-    description="WARN (not blocking), on the rows new or changed at the date's fetch: quantity >= 1, and the status and action names are known to the "
+@asset_check(
+    asset=["raw", "oc_returns"], blocking=False, description="WARN (not blocking), on the rows new or changed at the date's fetch: quantity >= 1, and the status and action names are known to the "
                 "configured maps (case-insensitive). An RMA with an unknown status or action is loaded, "
                 "not dropped: it still matches its warehouse return and counts as requested, and only the "
                 "rules that need its canonical status (RMA_NOT_RECEIVED, STATUS_MISMATCH) or action "
@@ -119,9 +118,8 @@ def check_oc_return_history_known_status(frame: pl.DataFrame,
     ])
 
 
-@dg.asset_check(
-    asset=["raw", "oc_return_history"], blocking=False, partitions_def=daily_partitions, pool=WAREHOUSE_POOL,
-    description="WARN (not blocking), on the rows new or changed at the date's fetch: every status change of the RMA history names a status known to "
+@asset_check(
+    asset=["raw", "oc_return_history"], blocking=False, description="WARN (not blocking), on the rows new or changed at the date's fetch: every status change of the RMA history names a status known to "
                 "rma_status_map (case-insensitive). An unknown one is loaded, not dropped (dropping it "
                 "would silently move the RMA's status back to the previous change): the RMA's status "
                 "from that change on is unknown and the status rules skip it.",
@@ -155,9 +153,8 @@ def check_oc_order_lines_valid(frame: pl.DataFrame) -> CheckOutcome:
     ])
 
 
-@dg.asset_check(
-    asset=["raw", "oc_order_lines"], blocking=True, partitions_def=daily_partitions, pool=WAREHOUSE_POOL,
-    description="BLOCKING: order_product_id (the order line every refund and RMA points at) is unique. "
+@asset_check(
+    asset=["raw", "oc_order_lines"], blocking=True, description="BLOCKING: order_product_id (the order line every refund and RMA points at) is unique. "
                 "A duplicate would double the line's refunds and units in the joins.",
 )
 def oc_order_lines_unique_id(context: dg.AssetCheckExecutionContext,
@@ -167,9 +164,8 @@ def oc_order_lines_unique_id(context: dg.AssetCheckExecutionContext,
     return to_check_result(outcome, blocking=True, business_date=d.isoformat())
 
 
-@dg.asset_check(
-    asset=["raw", "oc_order_lines"], blocking=False, partitions_def=daily_partitions, pool=WAREHOUSE_POOL,
-    description="WARN (not blocking), on the rows new or changed at the date's fetch: unit price and tax are set and >= 0, quantity is set and >= 1. "
+@asset_check(
+    asset=["raw", "oc_order_lines"], blocking=False, description="WARN (not blocking), on the rows new or changed at the date's fetch: unit price and tax are set and >= 0, quantity is set and >= 1. "
                 "core.order_lines has its own blocking check on the resulting unit gross.",
 )
 def oc_order_lines_valid(context: dg.AssetCheckExecutionContext,

@@ -9,7 +9,8 @@ import dagster as dg
 import polars as pl
 
 from checks.gx_runner import CheckOutcome, Expect, expect, read_partition, run_expectations, to_check_result
-from pipelines.partitions import WAREHOUSE_POOL, business_date_of, daily_partitions
+from checks.steps import asset_check
+from pipelines.partitions import business_date_of
 from pipelines.resources.warehouse import WarehouseResource
 
 UNIT_STATES = ["WaitingToBeProcessed", "Missing", "Damaged", "Undamaged"]
@@ -153,8 +154,7 @@ CHECKS = {c.name: c for c in TABLE_CHECKS}
 
 
 def _build(check: TableCheck) -> dg.AssetChecksDefinition:
-    @dg.asset_check(asset=list(check.asset), name=check.name, blocking=check.blocking,
-                    partitions_def=daily_partitions, pool=WAREHOUSE_POOL, description=check.description)
+    @asset_check(asset=list(check.asset), name=check.name, blocking=check.blocking, description=check.description)
     def _check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
         d = business_date_of(context)
         outcome = check.run(read_partition(warehouse, check.table, d))

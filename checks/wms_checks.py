@@ -10,7 +10,8 @@ import dagster as dg
 import polars as pl
 
 from checks.gx_runner import CheckOutcome, expect, read_partition, run_expectations, to_check_result
-from pipelines.partitions import WAREHOUSE_POOL, business_date_of, daily_partitions
+from checks.steps import asset_check
+from pipelines.partitions import business_date_of
 from pipelines.resources.warehouse import WarehouseResource
 
 WMS_RETURN_STATES = ("ReturnCreated", "ArrivedToWarehouse", "Completed")
@@ -56,9 +57,8 @@ def check_wms_returns_state_invariants(frame: pl.DataFrame) -> CheckOutcome:
     ])
 
 
-@dg.asset_check(
-    asset=["raw", "wms_returns"], blocking=False, partitions_def=daily_partitions, pool=WAREHOUSE_POOL,
-    description="WARN (not blocking): each WMS return appears once in the business date's poll. "
+@asset_check(
+    asset=["raw", "wms_returns"], blocking=False, description="WARN (not blocking): each WMS return appears once in the business date's poll. "
                 "Harmless for the reconciliation (core.wms_returns keeps the latest version of each "
                 "return) but a sign the connector's deduplication broke.",
 )
@@ -69,9 +69,8 @@ def wms_returns_unique_reference(context: dg.AssetCheckExecutionContext,
     return to_check_result(outcome, blocking=False, business_date=d.isoformat())
 
 
-@dg.asset_check(
-    asset=["raw", "wms_returns"], blocking=False, partitions_def=daily_partitions, pool=WAREHOUSE_POOL,
-    description="WARN (not blocking): state is ReturnCreated / ArrivedToWarehouse / Completed and the "
+@asset_check(
+    asset=["raw", "wms_returns"], blocking=False, description="WARN (not blocking): state is ReturnCreated / ArrivedToWarehouse / Completed and the "
                 "arrival / completion timestamps match it, in order (created <= arrived <= completed). "
                 "A record breaking the invariants is reported with its row, not repaired; the "
                 "reconciliation derives each return's state from the timestamps.",
@@ -97,9 +96,8 @@ def check_wms_returns_not_after_fetch(frame: pl.DataFrame) -> CheckOutcome:
     ])
 
 
-@dg.asset_check(
-    asset=["raw", "wms_returns"], blocking=False, partitions_def=daily_partitions, pool=WAREHOUSE_POOL,
-    description="WARN (not blocking): no return's createdAt / updatedAt / arrivedToWarehouseAt / completedAt "
+@asset_check(
+    asset=["raw", "wms_returns"], blocking=False, description="WARN (not blocking): no return's createdAt / updatedAt / arrivedToWarehouseAt / completedAt "
                 "is after the time it was fetched (the WMS clock ahead, or a mistyped year). The incremental "
                 "watermark is capped at the fetch time, so polling goes on; the failing rows are listed.",
 )
@@ -130,9 +128,8 @@ def check_wms_line_items_valid(frame: pl.DataFrame) -> CheckOutcome:
     ])
 
 
-@dg.asset_check(
-    asset=["raw", "wms_return_line_items"], blocking=True, partitions_def=daily_partitions, pool=WAREHOUSE_POOL,
-    description="BLOCKING: every returned unit's state is WaitingToBeProcessed / Missing / Damaged / "
+@asset_check(
+    asset=["raw", "wms_return_line_items"], blocking=True, description="BLOCKING: every returned unit's state is WaitingToBeProcessed / Missing / Damaged / "
                 "Undamaged. An unknown (or missing) grade would silently drop out of the received, "
                 "accepted and damaged unit counts every order-line rule compares.",
 )
@@ -143,9 +140,8 @@ def wms_line_items_known_state(context: dg.AssetCheckExecutionContext,
     return to_check_result(outcome, blocking=True, business_date=d.isoformat())
 
 
-@dg.asset_check(
-    asset=["raw", "wms_return_line_items"], blocking=False, partitions_def=daily_partitions, pool=WAREHOUSE_POOL,
-    description="WARN (not blocking): each (return, line item) pair appears once and every unit has a SKU. "
+@asset_check(
+    asset=["raw", "wms_return_line_items"], blocking=False, description="WARN (not blocking): each (return, line item) pair appears once and every unit has a SKU. "
                 "core.wms_return_units keeps one row per pair, so duplicates are not double-counted.",
 )
 def wms_line_items_valid(context: dg.AssetCheckExecutionContext,
@@ -172,10 +168,8 @@ def check_wms_stocks_unique_sku(frame: pl.DataFrame) -> CheckOutcome:
     ])
 
 
-@dg.asset_check(
-    asset=["raw", "wms_stock_adjustment_lines"], blocking=False, partitions_def=daily_partitions,
-    pool=WAREHOUSE_POOL,
-    description="WARN (not blocking): the four amounts of every stock adjustment line are >= 0.",
+@asset_check(
+    asset=["raw", "wms_stock_adjustment_lines"], blocking=False, description="WARN (not blocking): the four amounts of every stock adjustment line are >= 0.",
 )
 def wms_adjustment_amounts_non_negative(context: dg.AssetCheckExecutionContext,
                                         warehouse: WarehouseResource) -> dg.AssetCheckResult:
@@ -185,9 +179,8 @@ def wms_adjustment_amounts_non_negative(context: dg.AssetCheckExecutionContext,
     return to_check_result(outcome, blocking=False, business_date=d.isoformat())
 
 
-@dg.asset_check(
-    asset=["raw", "wms_stocks"], blocking=True, partitions_def=daily_partitions, pool=WAREHOUSE_POOL,
-    description="BLOCKING: one stock level per SKU. A duplicated SKU would duplicate its row in "
+@asset_check(
+    asset=["raw", "wms_stocks"], blocking=True, description="BLOCKING: one stock level per SKU. A duplicated SKU would duplicate its row in "
                 "core.stock_levels and the UNSYNCED_STOCK_ADJUSTMENT discrepancy built on it.",
 )
 def wms_stocks_unique_sku(context: dg.AssetCheckExecutionContext,

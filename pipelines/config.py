@@ -63,6 +63,18 @@ class ReconConfig:
         return value
 
     @property
+    def working_dates(self) -> int | None:
+        """``retention.working_dates``: how many of the newest evaluated business dates the working
+        tables (canonical and matching) keep, a whole number >= 1 (default 1), or None (every date)."""
+        section = self.raw.get("retention") or {}
+        value = section.get("working_dates", 1)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"retention.working_dates must be a whole number of dates >= 1 or null, got {value!r}")
+        return value
+
+    @property
     def payments(self) -> dict[str, float]:
         """The ``payments`` section (polling of the provider), validated in ``load_config``."""
         return {k: float(v) for k, v in (self.raw.get("payments") or {}).items()}
@@ -173,6 +185,7 @@ def load_config(path: str | Path | None = None) -> ReconConfig:
         raw=raw,
     )
     config.retention_days  # noqa: B018 - validated now, not halfway through a run
+    config.working_dates  # noqa: B018
     return config
 
 

@@ -13,16 +13,10 @@ from pipelines.resources import build_resources
 from pipelines.sensors import alert_sensors
 
 
-def _check_defs() -> list[dg.Definitions]:
-    try:
-        from checks import defs as check_defs
-    except ImportError:  # checks not installed yet
-        return []
-    return [check_defs]
-
-
 def build_definitions(settings=None) -> dg.Definitions:
-    return dg.Definitions.merge(
+    from checks import defs_for
+
+    assets = dg.Definitions.merge(
         wms.defs,
         storefront.defs,
         refund_ledger.defs,
@@ -32,7 +26,10 @@ def build_definitions(settings=None) -> dg.Definitions:
         reconciliation.defs,
         exports.defs,
         retention.defs,
-        *_check_defs(),
+    )
+    return dg.Definitions.merge(
+        assets,
+        defs_for(assets),
         dg.Definitions(
             jobs=[daily_reconciliation_job],
             schedules=[daily_reconciliation_schedule],

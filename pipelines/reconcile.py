@@ -71,6 +71,8 @@ def rule_sql_path(rule: str):
 def detect(con: duckdb.DuckDBPyConnection, d: date, cfg: ReconConfig) -> dict[str, int]:
     """Run every rule file for date d into recon.discrepancy_detections; returns counts per rule."""
     register_config_tables(con, cfg)
+    con.execute("DELETE FROM recon.currency_rates WHERE business_date = $d", {"d": d})
+    run_sql_file(con, SQL_DIR / "recon" / "build_currency_rates.sql", {"d": d})
     con.execute("DELETE FROM recon.discrepancy_detections WHERE business_date = $d", {"d": d})
     counts = {}
     for rule in RULES:
@@ -100,14 +102,13 @@ def merge_discrepancies(con: duckdb.DuckDBPyConnection, d: date, evaluated_at) -
 
 
 # Amounts in the summary and the chart are converted to the store currency at the latest
-# order rate known for each currency (oc_order.currency_value: store -> order currency), so
+# order rate known for each currency by the date (recon.currency_rates, written with the
+# detections: oc_order.currency_value, store -> order currency), so
 # EUR, USD and GBP amounts are never added up as they are. The exports keep each order's currency.
 RATES_CTE = """
 rates AS (
-    SELECT currency, arg_max(currency_value, order_date) AS rate
-    FROM core.order_lines WHERE business_date = (SELECT max(business_date) FROM core.order_lines
-                                                 WHERE business_date <= $d)
-    GROUP BY currency
+    SELECT currency, rate FROM recon.currency_rates
+    WHERE business_date = (SELECT max(business_date) FROM recon.currency_rates WHERE business_date <= $d)
 ),
 converted AS (
     SELECT t.business_date, t.rule, t.discrepancy_id,

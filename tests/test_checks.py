@@ -8,7 +8,7 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from checks import all_checks, canonical_checks as cc, defs
+from checks import all_checks, canonical_checks as cc
 from checks import refund_ledger_checks as rc, storefront_checks as sc, wms_checks as wc
 from checks.gx_runner import SAMPLE_SIZE, expect, run_expectations
 from pipelines.partitions import daily_partitions
@@ -85,8 +85,12 @@ def test_checks_module_does_not_import_great_expectations():
 
 
 def test_definitions_hold_every_check_with_its_blocking_choice():
+    from pipelines.definitions import defs
     keys = {(c.asset_key.to_user_string(), c.name) for c in defs.asset_checks for c in c.check_specs}
     assert len(keys) == len(all_checks)
+    blocking = {(s.asset_key.to_user_string(), s.name): s.blocking for c in all_checks for s in c.check_specs}
+    assert {(s.asset_key.to_user_string(), s.name): s.blocking
+            for c in defs.asset_checks for s in c.check_specs} == blocking
     # every raw and canonical table of the DDL is checked
     import re
     from pipelines.settings import SQL_DIR

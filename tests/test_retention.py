@@ -20,7 +20,8 @@ def _settings(tmp_path, recon_env, monkeypatch, name: str, days):
     from pipelines.settings import load_settings
 
     config = tmp_path / f"{name}.yaml"
-    config.write_text(yaml.safe_dump({"retention": {"days": days}}))
+    # every date's working tables kept (the default keeps the newest date's: tested apart)
+    config.write_text(yaml.safe_dump({"retention": {"days": days, "working_dates": None}}))
     monkeypatch.setenv("RECON_CONFIG", str(config))
     monkeypatch.setenv("RECON_HOME", str(tmp_path / name))
     return load_settings()
@@ -76,3 +77,60 @@ def test_retention_days_must_be_a_whole_number(tmp_path):
         bad.write_text(yaml.safe_dump({"retention": {"days": value}}))
         with pytest.raises(ConfigError, match="retention.days"):
             load_config(bad)
+
+
+WORKING_TABLES_SQL = "SELECT DISTINCT business_date FROM {} ORDER BY 1"
+
+
+def test_working_tables_keep_the_newest_date_whatever_order_dates_run_in(tmp_path, recon_env, monkeypatch):
+    """retention.working_dates = 1 (the default): after dates run in order, or out of order with
+    backfills, the canonical and matching tables hold the newest evaluated date only, exactly the
+    rows every date's own copy held; the register, every date's detections and the summary of a
+    backfilled date (its amounts converted at that date's rates) are those of a run keeping every
+    date."""
+    from pipelines.retention import WORKING_TABLES
+
+    kept = _settings(tmp_path, recon_env, monkeypatch, "keep_all", None)
+    kept_summaries = {d: run_date(kept, d).summary for d in DATES}
+    config = tmp_path / "newest.yaml"
+    config.write_text("retention:\n  days: null\n")  # working_dates left to its default
+    monkeypatch.setenv("RECON_CONFIG", str(config))
+    monkeypatch.setenv("RECON_HOME", str(tmp_path / "newest"))
+    from pipelines.settings import load_settings
+    newest = load_settings()
+    outcomes = {}
+    for d in (WORLD_END, DATES[0], DATES[2], DATES[1]):  # the newest first, then backfills
+        outcomes[d] = run_date(newest, d)
+        assert outcomes[d].success, outcomes[d].reason
+        for table in WORKING_TABLES:
+            dates = [r[0] for r in query(newest, WORKING_TABLES_SQL.format(table))]
+            assert dates in ([], [WORLD_END]), (table, d, dates)
+    assert query(newest, "SELECT count(*) FROM core.order_lines")[0][0] > 0
+    assert _tables(newest, WORLD_END) == _tables(kept, WORLD_END)
+    register = "SELECT * FROM recon.discrepancies ORDER BY discrepancy_id"
+    assert query(newest, register) == query(kept, register)
+    for d in DATES:
+        detections = "SELECT * FROM recon.discrepancy_detections WHERE business_date = $d ORDER BY ALL"
+        assert query(newest, detections, {"d": d}) == query(kept, detections, {"d": d}), d
+    backfilled = DATES[1]
+    assert outcomes[backfilled].summary.equals(kept_summaries[backfilled])
+    rates = "SELECT * FROM recon.currency_rates WHERE business_date = $d ORDER BY ALL"
+    assert query(newest, rates, {"d": backfilled}) == query(kept, rates, {"d": backfilled}) != []
+    # what the last run trimmed is on record
+    trimmed = query(newest, "SELECT count(*) FROM core.order_lines WHERE business_date = $d", {"d": backfilled})
+    assert trimmed == [(0,)]
+
+
+def test_working_dates_must_be_a_whole_number_or_null(tmp_path):
+    from pipelines.config import ConfigError, load_config
+
+    bad = tmp_path / "bad.yaml"
+    for value in (0, -1, 2.5, "1", False):
+        bad.write_text(yaml.safe_dump({"retention": {"working_dates": value}}))
+        with pytest.raises(ConfigError, match="retention.working_dates"):
+            load_config(bad)
+    good = tmp_path / "good.yaml"
+    good.write_text(yaml.safe_dump({"retention": {"working_dates": None}}))
+    assert load_config(good).working_dates is None
+    good.write_text(yaml.safe_dump({"retention": {"working_dates": 3}}))
+    assert load_config(good).working_dates == 3

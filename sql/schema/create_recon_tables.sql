@@ -71,6 +71,16 @@ CREATE TABLE IF NOT EXISTS recon.discrepancy_detections (
 );
 ALTER TABLE recon.discrepancy_detections ADD COLUMN IF NOT EXISTS explanation VARCHAR;
 
+-- The rate each currency's amounts at risk are converted at in the summary, the chart and the
+-- exports of a business date: the latest order rate (oc_order.currency_value: store -> order
+-- currency) as of that date. Kept per date (a few rows) since the working tables it comes from
+-- keep only the newest dates (retention.working_dates).
+CREATE TABLE IF NOT EXISTS recon.currency_rates (
+    business_date DATE NOT NULL,
+    currency VARCHAR NOT NULL,
+    rate DECIMAL(15,8)
+);
+
 -- Business dates the reconciliation has evaluated (a quiet date has no detections).
 CREATE TABLE IF NOT EXISTS recon.evaluated_dates (
     business_date DATE NOT NULL,

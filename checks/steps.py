@@ -1,0 +1,93 @@
+"""The daily job runs the asset checks a few to a Dagster step, not one step each.
+
+Every check is written once, as an ordinary ``@asset_check`` of its module (below: ``asset_check``,
+``dg.asset_check`` for one business date in the warehouse pool), which tests materialise on its
+own. ``in_steps`` puts them into shared steps (``dg.multi_asset_check``) for the job: a step
+costs about 0.1 s of Dagster bookkeeping whatever it does, and most checks take less than that.
+
+A step holds the checks of one source's raw tables (``raw_<source>_checks``), or of the canonical
+and reconciliation tables at one depth of the asset graph (``core_depth_2_checks``: the longest
+path from a raw table, to the deepest table the check reads). No asset of a step is downstream of another asset of the same step, so a
+blocking check still runs before every asset it guards, and a step's blocking failure (severity
+ERROR) stops what is downstream, as a step of its own would. Each check's function runs on its
+own: one that raises does not keep the others of its step from reporting, and the step then
+fails with that error.
+"""
+import functools
+import inspect
+from typing import Callable, Iterable
+
+import dagster as dg
+
+from pipelines.partitions import WAREHOUSE_POOL, daily_partitions
+
+_FUNCTIONS: dict[dg.AssetCheckKey, Callable[..., dg.AssetCheckResult]] = {}
+
+# Raw tables by source, from their names (the other layers are grouped by depth).
+RAW_SOURCES = (("oc_", "storefront"), ("wms_", "wms"), ("refund_", "refund_ledger"),
+               ("payment_", "payments"), ("rma_platform_", "rma_platform"))
+
+
+def asset_check(*, asset: list[str], blocking: bool, description: str, name: str | None = None, **kwargs):
+    """``@dg.asset_check`` on a daily-partitioned asset, in the warehouse pool; the function is
+    also recorded for ``in_steps``. Its parameters after ``context`` are resource keys."""
+    def wrap(fn: Callable[..., dg.AssetCheckResult]) -> dg.AssetChecksDefinition:
+        definition = dg.asset_check(asset=asset, name=name or fn.__name__, blocking=blocking,
+                                    partitions_def=daily_partitions, pool=WAREHOUSE_POOL,
+                                    description=description, **kwargs)(fn)
+        [key] = definition.check_keys
+        _FUNCTIONS[key] = fn
+        return definition
+    return wrap
+
+
+def step_name(spec: dg.AssetCheckSpec, depth: int) -> str:
+    layer, table = spec.asset_key.path[0], spec.asset_key.path[-1]
+    if layer == "raw":
+        source = next((s for prefix, s in RAW_SOURCES if table.startswith(prefix)), "other")
+        return f"raw_{source}_checks"
+    return f"{layer}_depth_{depth}_checks"
+
+
+def in_steps(checks: Iterable[dg.AssetChecksDefinition],
+             assets: Iterable[dg.AssetsDefinition]) -> list[dg.AssetChecksDefinition]:
+    """The checks as shared steps, grouped by ``step_name`` over the graph of ``assets`` (the job's)."""
+    parents = {spec.key: [dep.asset_key for dep in spec.deps] for a in assets for spec in a.specs}
+
+    @functools.cache
+    def depth(key: dg.AssetKey) -> int:
+        return 1 + max(map(depth, parents[key])) if parents.get(key) else 0
+
+    steps: dict[str, list[tuple[dg.AssetCheckSpec, dg.AssetChecksDefinition]]] = {}
+    for definition in checks:
+        for spec in definition.check_specs:
+            reads = [spec.asset_key, *(dep.asset_key for dep in spec.additional_deps)]
+            steps.setdefault(step_name(spec, max(map(depth, reads))), []).append((spec, definition))
+    return [_step(name, members) for name, members in sorted(steps.items())]
+
+
+def _step(name: str, members: list[tuple[dg.AssetCheckSpec, dg.AssetChecksDefinition]]) -> dg.AssetChecksDefinition:
+    specs = [spec for spec, _ in members]
+    resources = set().union(*(definition.required_resource_keys for _, definition in members))
+
+    @dg.multi_asset_check(name=name, specs=specs, can_subset=True, required_resource_keys=resources,
+                          pool=WAREHOUSE_POOL,
+                          description=f"{len(specs)} checks in one step: " + ", ".join(s.name for s in specs))
+    def _run(context: dg.AssetCheckExecutionContext):
+        errors = []
+        for spec in specs:
+            if spec.key not in context.selected_asset_check_keys:
+                continue
+            fn = _FUNCTIONS[spec.key]
+            kwargs = {p: getattr(context.resources, p) for p in list(inspect.signature(fn).parameters)[1:]}
+            try:
+                result = fn(context, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - the others still report; the step fails below
+                context.log.error(f"check {spec.key.to_user_string()} raised {type(exc).__name__}")
+                errors.append(exc)
+                continue
+            yield result._replace(asset_key=spec.asset_key, check_name=spec.name)
+        if errors:
+            raise errors[0]
+
+    return _run
