@@ -5,13 +5,14 @@ Every check is written once, as an ordinary ``@asset_check`` of its module (belo
 own. ``in_steps`` puts them into shared steps (``dg.multi_asset_check``) for the job: a step
 costs about 0.1 s of Dagster bookkeeping whatever it does, and most checks take less than that.
 
-A step holds the checks of one source's raw tables (``raw_<source>_checks``), or of the canonical
-and reconciliation tables at one depth of the asset graph (``core_depth_2_checks``: the longest
-path from a raw table, to the deepest table the check reads). No asset of a step is downstream of another asset of the same step, so a
-blocking check still runs before every asset it guards, and a step's blocking failure (severity
-ERROR) stops what is downstream, as a step of its own would. Each check's function runs on its
-own: one that raises does not keep the others of its step from reporting, and the step then
-fails with that error.
+A step holds the checks of the tables at one depth of the asset graph (the longest path from a
+source table, to the deepest table the check reads): per source for the raw tables
+(``raw_wms_checks``; ``raw_wms_depth_1_checks`` for the tracking probes, which read the RMAs),
+per layer for the others (``core_depth_2_checks``). No asset of a step is downstream of another
+asset of the same step, so a blocking check still runs before every asset it guards, and a
+step's blocking failure (severity ERROR) stops what is downstream, as a step of its own would.
+Each check's function runs on its own: one that raises does not keep the others of its step
+from reporting, and the step then fails with that error.
 """
 import functools
 import inspect
@@ -45,7 +46,7 @@ def step_name(spec: dg.AssetCheckSpec, depth: int) -> str:
     layer, table = spec.asset_key.path[0], spec.asset_key.path[-1]
     if layer == "raw":
         source = next((s for prefix, s in RAW_SOURCES if table.startswith(prefix)), "other")
-        return f"raw_{source}_checks"
+        return f"raw_{source}_checks" if depth == 0 else f"raw_{source}_depth_{depth}_checks"
     return f"{layer}_depth_{depth}_checks"
 
 

@@ -14,6 +14,8 @@ status (a 429 or 5xx storm); ``error_rate`` a random share of 5xx; ``inject(obje
 """
 from __future__ import annotations
 
+import bisect
+import itertools
 import json
 import random
 import threading
@@ -28,6 +30,29 @@ def _error(status: int, kind: str, message: str, headers: dict[str, str] | None 
         json.dumps({"error": {"type": kind, "message": message}}).encode()
 
 
+def _created_of(obj: Any) -> int | None:
+    value = obj.get("created") if isinstance(obj, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+class _Refunds(list):
+    """The served refunds: a list whose ``version`` changes with every change of its items (the
+    tests edit it directly), so the sorted listing is rebuilt only when needed."""
+
+    version = 0
+
+    def _changed(name):  # noqa: N805 - a decorator factory of the class body
+        def method(self, *args, **kwargs):
+            self.version += 1
+            return getattr(list, name)(self, *args, **kwargs)
+        return method
+
+    for _name in ("append", "extend", "insert", "remove", "pop", "clear", "sort", "reverse",
+                  "__setitem__", "__delitem__", "__iadd__"):
+        locals()[_name] = _changed(_name)
+    del _name, _changed
+
+
 class PaymentsApi:
     def __init__(self, refunds: list[dict], *, key: str, error_rate: float = 0.0, seed: int = 0):
         self._key = key
@@ -35,7 +60,8 @@ class PaymentsApi:
         self._rng = random.Random(seed)
         self.error_rate = error_rate
         self._storm: list[int] = []
-        self.refunds = list(refunds)
+        self.refunds = _Refunds(refunds)
+        self._listing: tuple[int, list, list[int], dict[str, int]] | None = None  # see _sorted
         self.requests = 0
         self.pages: list[dict] = []  # the query of every page served (for the tests)
 
@@ -46,6 +72,20 @@ class PaymentsApi:
     def inject(self, objects: list[Any]) -> None:
         with self._lock:
             self.refunds.extend(objects)
+
+    def _sorted(self) -> tuple[list, list[int], dict[str, int]]:
+        """The refunds newest first (created, then id, descending, as the API lists them), the
+        negated created times in that order (ascending: bisect finds a window's start) and each
+        id's position; rebuilt when refunds are added, so a page costs its window, not a sort."""
+        if self._listing is None or self._listing[0] != self.refunds.version:
+            order = sorted(self.refunds, key=lambda o: (_created_of(o) or 0, str(o.get("id") if isinstance(o, dict) else "")),
+                           reverse=True)
+            positions: dict[str, int] = {}
+            for i, o in enumerate(order):
+                if isinstance(o, dict):
+                    positions.setdefault(str(o.get("id")), i)  # a repeated object: its first place
+            self._listing = (self.refunds.version, order, [-(_created_of(o) or 0) for o in order], positions)
+        return self._listing[1:]
 
     def _authorised(self, headers: Any) -> bool:
         auth = headers.get("Authorization") or ""
@@ -98,23 +138,35 @@ class PaymentsApi:
         tests = {"gte": lambda c, b: c >= b, "gt": lambda c, b: c > b, "lt": lambda c, b: c < b,
                  "lte": lambda c, b: c <= b}
 
-        def created_of(obj: Any) -> int | None:
-            value = obj.get("created") if isinstance(obj, dict) else None
-            return value if isinstance(value, int) and not isinstance(value, bool) else None
+        def selected(obj: Any) -> bool:
+            # a malformed object without a usable `created` is served only to windowless listings
+            created = _created_of(obj)
+            return all(created is not None and tests[op](created, b) for op, b in bounds.items())
 
-        # a malformed object without a usable `created` is served only to windowless listings
-        selected = [o for o in self.refunds
-                    if all(created_of(o) is not None and tests[op](created_of(o), b) for op, b in bounds.items())]
-        selected.sort(key=lambda o: (created_of(o) or 0, str(o.get("id") if isinstance(o, dict) else "")),
-                      reverse=True)
+        order, negated, positions = self._sorted()
+        start = 0
+        if "lt" in bounds or "lte" in bounds:  # skip what is newer than the window
+            upper = min(bounds.get("lt", 2**62) - 1, bounds.get("lte", 2**62))
+            start = bisect.bisect_left(negated, -upper)
         after = one("starting_after")
         if after:
-            ids = [str(o.get("id")) if isinstance(o, dict) else None for o in selected]
-            if after not in ids:
+            position = positions.get(after)
+            if position is None or not selected(order[position]):
                 return _error(400, "invalid_request_error", f"No such refund: '{after}'")
-            selected = selected[ids.index(after) + 1:]
-        page = selected[:limit]
+            start = position + 1
+        lower = max(bounds.get("gte", -2**62), bounds.get("gt", -2**62 - 1) + 1)
+        page, has_more = [], False
+        for obj in itertools.islice(order, start, None):
+            created = _created_of(obj)
+            if bounds and created is not None and created < lower:
+                break  # newest first: everything after is older than the window
+            if not selected(obj):
+                continue
+            if len(page) == limit:
+                has_more = True
+                break
+            page.append(obj)
         self.pages.append({"starting_after": after, "limit": limit, **bounds, "ids": [
             o.get("id") if isinstance(o, dict) else None for o in page]})
-        body = {"object": "list", "data": page, "has_more": len(selected) > limit, "url": "/v1/refunds"}
+        body = {"object": "list", "data": page, "has_more": has_more, "url": "/v1/refunds"}
         return 200, {"Content-Type": "application/json"}, json.dumps(body).encode()
