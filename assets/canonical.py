@@ -73,9 +73,10 @@ def build_core_asset(table: str, deps: list, description: str) -> dg.AssetsDefin
                recon_config: ReconConfigResource) -> dg.MaterializeResult:
         d = business_date_of(context)
         cfg = recon_config.load()
-        make_room(warehouse, f"core.{table}", d, cfg.working_dates)
-        with warehouse.transaction() as con:
-            rows = rebuild(con, "core", table, d, cfg)
+        with warehouse.held():
+            make_room(warehouse, f"core.{table}", d, cfg.working_dates, context.run_id)
+            with warehouse.transaction() as con:
+                rows = rebuild(con, "core", table, d, cfg, context.run_id)
         return dg.MaterializeResult(metadata={"dagster/row_count": dg.MetadataValue.int(rows),
                                               "sql": f"sql/core/build_{table}.sql"})
 

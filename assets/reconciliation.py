@@ -21,9 +21,9 @@ def rma_matches(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                 recon_config: ReconConfigResource) -> dg.MaterializeResult:
     d = business_date_of(context)
     cfg = recon_config.load()
-    make_room(warehouse, "recon.rma_matches", d, cfg.working_dates)
+    make_room(warehouse, "recon.rma_matches", d, cfg.working_dates, context.run_id)
     with warehouse.transaction() as con:
-        rows = rebuild(con, "recon", "rma_matches", d, cfg)
+        rows = rebuild(con, "recon", "rma_matches", d, cfg, context.run_id)
         by_method = dict(con.execute("SELECT method, count(*) FROM recon.rma_matches WHERE business_date = $d "
                                      "GROUP BY method", {"d": d}).fetchall())
     return dg.MaterializeResult(metadata={"dagster/row_count": dg.MetadataValue.int(rows),
@@ -38,9 +38,9 @@ def payment_matches(context: dg.AssetExecutionContext, warehouse: WarehouseResou
                     recon_config: ReconConfigResource) -> dg.MaterializeResult:
     d = business_date_of(context)
     cfg = recon_config.load()
-    make_room(warehouse, "recon.payment_matches", d, cfg.working_dates)
+    make_room(warehouse, "recon.payment_matches", d, cfg.working_dates, context.run_id)
     with warehouse.transaction() as con:
-        counts = match_payments(con, d, cfg)
+        counts = match_payments(con, d, cfg, context.run_id)
         rows = con.execute("SELECT count(*) FROM recon.payment_matches WHERE business_date = $d",
                            {"d": d}).fetchone()[0]
     return dg.MaterializeResult(metadata={"dagster/row_count": dg.MetadataValue.int(rows),
@@ -56,9 +56,9 @@ def order_line_positions(context: dg.AssetExecutionContext, warehouse: Warehouse
                          recon_config: ReconConfigResource) -> dg.MaterializeResult:
     d = business_date_of(context)
     cfg = recon_config.load()
-    make_room(warehouse, "recon.order_line_positions", d, cfg.working_dates)
+    make_room(warehouse, "recon.order_line_positions", d, cfg.working_dates, context.run_id)
     with warehouse.transaction() as con:
-        rows = rebuild(con, "recon", "order_line_positions", d, cfg)
+        rows = rebuild(con, "recon", "order_line_positions", d, cfg, context.run_id)
     return dg.MaterializeResult(metadata={"dagster/row_count": dg.MetadataValue.int(rows)})
 
 

@@ -26,7 +26,7 @@ def retention_log(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     days = cfg.retention_days
     with warehouse.transaction() as con:
         log = apply_retention(con, d, days)
-        trimmed = trim_working_tables(con, cfg.working_dates)
+        trimmed = trim_working_tables(con, cfg.working_dates, context.run_id)
         total_rows = con.execute("SELECT count(*) FROM recon.retention_log").fetchone()[0]
     removed = sum(r["rows_deleted"] for r in log)
     if log:

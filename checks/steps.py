@@ -12,10 +12,13 @@ per layer for the others (``core_depth_2_checks``). No asset of a step is downst
 asset of the same step, so a blocking check still runs before every asset it guards, and a
 step's blocking failure (severity ERROR) stops what is downstream, as a step of its own would.
 Each check's function runs on its own: one that raises does not keep the others of its step
-from reporting, and the step then fails with that error.
+from reporting; it is reported failed (WARN) when it only warns, and fails the step when it is
+blocking. The step holds the warehouse file open while it runs (``WarehouseResource.held``).
 """
+import contextlib
 import functools
 import inspect
+import traceback
 from typing import Callable, Iterable
 
 import dagster as dg
@@ -75,20 +78,40 @@ def _step(name: str, members: list[tuple[dg.AssetCheckSpec, dg.AssetChecksDefini
                           pool=WAREHOUSE_POOL,
                           description=f"{len(specs)} checks in one step: " + ", ".join(s.name for s in specs))
     def _run(context: dg.AssetCheckExecutionContext):
-        errors = []
-        for spec in specs:
-            if spec.key not in context.selected_asset_check_keys:
-                continue
-            fn = _FUNCTIONS[spec.key]
-            kwargs = {p: getattr(context.resources, p) for p in list(inspect.signature(fn).parameters)[1:]}
-            try:
-                result = fn(context, **kwargs)
-            except Exception as exc:  # noqa: BLE001 - the others still report; the step fails below
-                context.log.error(f"check {spec.key.to_user_string()} raised {type(exc).__name__}")
-                errors.append(exc)
-                continue
-            yield result._replace(asset_key=spec.asset_key, check_name=spec.name)
-        if errors:
-            raise errors[0]
+        held = context.resources.warehouse.held() if "warehouse" in resources else contextlib.nullcontext()
+        with held:
+            yield from _each(context, specs)
 
     return _run
+
+
+def _each(context: dg.AssetCheckExecutionContext, specs: list[dg.AssetCheckSpec]):
+    """Each selected check of the step. A check that raises does not stop the others: a warning
+    check is reported failed (WARN, with the error), and a blocking one fails the step once the
+    others have reported, naming itself (so what is downstream stops, as it should)."""
+    raised = []
+    for spec in specs:
+        if spec.key not in context.selected_asset_check_keys:
+            continue
+        fn = _FUNCTIONS[spec.key]
+        kwargs = {p: getattr(context.resources, p) for p in list(inspect.signature(fn).parameters)[1:]}
+        try:
+            result = fn(context, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - the others still report
+            line = (str(exc).strip().splitlines() or [""])[0]
+            context.log.error(f"check {spec.key.to_user_string()} raised {type(exc).__name__}: {line}\n"
+                              + traceback.format_exc())
+            if spec.blocking:
+                raised.append((spec, exc))
+                continue
+            result = dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.WARN,
+                                         metadata={"error": f"{type(exc).__name__}: {line}"})
+        yield result._replace(asset_key=spec.asset_key, check_name=spec.name)
+    if raised:
+        spec, exc = raised[0]
+        raise CheckRaised(f"check {spec.key.to_user_string()} raised {type(exc).__name__}: "
+                          f"{(str(exc).strip().splitlines() or [''])[0]}") from None  # the line names the check
+
+
+class CheckRaised(Exception):
+    """A blocking check could not run (its own error, not the data's)."""

@@ -10,7 +10,18 @@ from pipelines.partitions import daily_partitions
 _config = load_config(os.environ.get("RECON_CONFIG") or None)
 
 # Our own exceptions already read as a reason: their class name is left out of the line.
-OWN_ERRORS = ("SourceUnavailable", "ConfigError", "InputMissing")
+OWN_ERRORS = ("SourceUnavailable", "ConfigError", "InputMissing", "WorkingRowsMissing", "CheckRaised")
+
+
+def _first_line(text: str) -> str:
+    """The first line; a line ending in ':' is followed by a list (Dagster's failed blocking checks,
+    one per line): the list joins it, so the line names what failed."""
+    lines = [line.strip() for line in (text or "").strip().splitlines() if line.strip()]
+    if not lines:
+        return ""
+    if lines[0].endswith(":") and len(lines) > 1:
+        return f"{lines[0]} " + "; ".join(lines[1:])
+    return lines[0]
 
 
 def failure_reason(exc: BaseException | None) -> str:
@@ -21,8 +32,7 @@ def failure_reason(exc: BaseException | None) -> str:
     while exc.__cause__ is not None and id(exc) not in seen:
         seen.add(id(exc))
         exc = exc.__cause__
-    lines = str(exc).strip().splitlines()
-    message = lines[0].strip() if lines else ""
+    message = _first_line(str(exc))
     name = type(exc).__name__
     if name in OWN_ERRORS and message:
         return message
@@ -33,8 +43,7 @@ def failure_reason_of_error(err) -> str:
     """The same line from a recorded step failure (dagster's SerializableErrorInfo)."""
     while err.cause is not None:
         err = err.cause
-    lines = (err.message or "").strip().splitlines()
-    message = lines[0].strip() if lines else ""
+    message = _first_line(err.message or "")
     if err.cls_name in OWN_ERRORS:
         prefix = f"{err.cls_name}: "
         message = message.split(prefix, 1)[1] if prefix in message else message

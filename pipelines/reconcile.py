@@ -16,6 +16,7 @@ from pipelines.config import PAYMENT_RULES, RULES, ReconConfig
 from pipelines.errors import InputMissing
 from pipelines.partitions import as_of
 from pipelines.resources.warehouse import run_sql, run_sql_file
+from pipelines.retention import WORKING_TABLES, record_build, require_working_rows
 from pipelines.settings import SQL_DIR
 
 CORE_TABLES = ("order_lines", "data_issues", "rma_lines", "wms_returns", "wms_return_units", "refund_lines",
@@ -44,14 +45,19 @@ def params(d: date, cfg: ReconConfig | None = None) -> dict[str, Any]:
     return out
 
 
-def rebuild(con: duckdb.DuckDBPyConnection, layer: str, table: str, d: date, cfg: ReconConfig) -> int:
+def rebuild(con: duckdb.DuckDBPyConnection, layer: str, table: str, d: date, cfg: ReconConfig,
+            run_id: str | None = None) -> int:
     """Replace ``<layer>.<table>`` rows of date d with the result of sql/<layer>/build_<table>.sql."""
     path = SQL_DIR / layer / f"build_{table}.sql"
-    if "raw.oc_" in path.read_text():
+    sql = path.read_text()
+    if "raw.oc_" in sql:
         require_storefront_fetch(con, d)
+    require_working_rows(con, d, sql.replace(f"{layer}.{table}", ""))
     register_config_tables(con, cfg)
     con.execute(f"DELETE FROM {layer}.{table} WHERE business_date = $d", {"d": d})
     run_sql_file(con, path, params(d, cfg))
+    if f"{layer}.{table}" in WORKING_TABLES:
+        record_build(con, f"{layer}.{table}", d, run_id)
     return con.execute(f"SELECT count(*) FROM {layer}.{table} WHERE business_date = $d", {"d": d}).fetchone()[0]
 
 
@@ -70,6 +76,7 @@ def rule_sql_path(rule: str):
 
 def detect(con: duckdb.DuckDBPyConnection, d: date, cfg: ReconConfig) -> dict[str, int]:
     """Run every rule file for date d into recon.discrepancy_detections; returns counts per rule."""
+    require_working_rows(con, d)
     register_config_tables(con, cfg)
     con.execute("DELETE FROM recon.currency_rates WHERE business_date = $d", {"d": d})
     run_sql_file(con, SQL_DIR / "recon" / "build_currency_rates.sql", {"d": d})

@@ -14,7 +14,7 @@ from typing import Any
 
 import duckdb
 
-from pipelines.errors import SourceUnavailable
+from pipelines.errors import InputMissing, SourceUnavailable
 from pipelines.partitions import as_of, utc_now
 from pipelines.settings import SQL_DIR
 
@@ -67,6 +67,12 @@ WORKING_TABLES = (
     "core.credit_notes", "core.provider_refunds", "core.stock_adjustment_lines", "core.stock_levels",
     "core.data_issues", "recon.rma_matches", "recon.order_line_positions", "recon.payment_matches",
 )
+_WORKING_RE = re.compile(r"\b(" + "|".join(re.escape(t) for t in WORKING_TABLES) + r")\b")
+RUN_STALE_AFTER = timedelta(days=1)  # a run killed midway protects its date no longer than this
+
+
+class WorkingRowsMissing(InputMissing):
+    """A working table a builder reads holds no rows of the date (trimmed, or never built)."""
 
 
 def working_cutoff(con: duckdb.DuckDBPyConnection, keep: int | None, running: date | None = None) -> date | None:
@@ -80,30 +86,69 @@ def working_cutoff(con: duckdb.DuckDBPyConnection, keep: int | None, running: da
         "ORDER BY business_date DESC LIMIT $n)", {"d": running, "n": keep}).fetchone()[0]
 
 
-def make_room(warehouse: Any, table: str, d: date, keep: int | None) -> int:
-    """Before ``table`` is rebuilt for ``d``: remove its rows of dates the working tables no longer
-    keep, and checkpoint, so that the rows about to be written reuse their space (written in the
-    same transaction, they would take new space and the file would hold two copies). Returns the
-    rows removed."""
+_UNPROTECTED = ("business_date < $cutoff AND business_date NOT IN (SELECT business_date FROM state.working_runs "
+                "WHERE run_id <> $run AND started_at > $since)")
+
+
+def _trim(con: duckdb.DuckDBPyConnection, table: str, cutoff: date, run_id: str) -> int:
+    """Remove ``table``'s rows of dates before ``cutoff`` that no other run is building."""
+    params = {"cutoff": cutoff, "run": run_id, "since": utc_now() - RUN_STALE_AFTER}
+    removed = con.execute(f"DELETE FROM {table} WHERE {_UNPROTECTED}", params).fetchone()[0]
+    con.execute(f"DELETE FROM state.working_builds WHERE table_name = $t AND {_UNPROTECTED}", {"t": table, **params})
+    return int(removed)
+
+
+def make_room(warehouse: Any, table: str, d: date, keep: int | None, run_id: str) -> int:
+    """Before ``table`` is rebuilt for ``d`` by run ``run_id``: record the run as building ``d``
+    (no other run trims that date's rows meanwhile), remove the table's rows of dates the working
+    tables no longer keep, and checkpoint, so that the rows about to be written reuse their space
+    (written in the same transaction, they would take new space and the file would hold two
+    copies). Returns the rows removed."""
+    if keep is None:
+        return 0
     with warehouse.connection() as con:
-        cutoff = working_cutoff(con, keep, d)
-        if cutoff is None:
-            return 0
-        removed = con.execute(f"DELETE FROM {table} WHERE business_date < $c", {"c": cutoff}).fetchone()[0]
+        con.execute("INSERT INTO state.working_runs SELECT $run, $d, $now WHERE NOT EXISTS "
+                    "(SELECT 1 FROM state.working_runs WHERE run_id = $run)", {"run": run_id, "d": d, "now": utc_now()})
+        removed = _trim(con, table, working_cutoff(con, keep, d), run_id)
         if removed:
             try:
                 con.execute("CHECKPOINT")
             except duckdb.Error:  # another transaction is open (a reader): only the space is not reused yet
                 pass
-    return int(removed)
+    return removed
 
 
-def trim_working_tables(con: duckdb.DuckDBPyConnection, keep: int | None) -> dict[str, int]:
-    """At the end of a run: the working tables keep the newest ``keep`` evaluated dates only (a run
-    of an older date removes what it rebuilt), so their content does not depend on the order dates
-    ran in. Returns the rows removed per table."""
+def trim_working_tables(con: duckdb.DuckDBPyConnection, keep: int | None, run_id: str) -> dict[str, int]:
+    """At the end of a run: the run stops building, and the working tables keep the newest ``keep``
+    evaluated dates only (a run of an older date removes what it rebuilt; dates other runs are
+    building stay until those runs end), so their content does not depend on the order dates ran
+    in. Returns the rows removed per table."""
+    con.execute("DELETE FROM state.working_runs WHERE run_id = $run OR started_at <= $since",
+                {"run": run_id, "since": utc_now() - RUN_STALE_AFTER})
     cutoff = working_cutoff(con, keep)
     if cutoff is None:
         return {}
-    return {t: int(con.execute(f"DELETE FROM {t} WHERE business_date < $c", {"c": cutoff}).fetchone()[0])
-            for t in WORKING_TABLES}
+    return {t: _trim(con, t, cutoff, run_id) for t in WORKING_TABLES}
+
+
+def record_build(con: duckdb.DuckDBPyConnection, table: str, d: date, run_id: str | None) -> None:
+    """``table`` now holds the rows of ``d``."""
+    con.execute("DELETE FROM state.working_builds WHERE table_name = $t AND business_date = $d", {"t": table, "d": d})
+    con.execute("INSERT INTO state.working_builds VALUES ($t, $d, $run, $now)",
+                {"t": table, "d": d, "run": run_id, "now": utc_now()})
+
+
+def require_working_rows(con: duckdb.DuckDBPyConnection, d: date, sql: str | None = None) -> None:
+    """Refuse to build from working tables (those ``sql`` names; all of them without ``sql``)
+    that do not hold ``d``: a step run alone, or re-executed, after another run trimmed the date
+    would read empty tables and report nothing. A warehouse from before the working tables were
+    recorded (no build recorded at all) is not refused."""
+    tables = sorted(set(_WORKING_RE.findall(sql))) if sql is not None else list(WORKING_TABLES)
+    if not tables or con.execute("SELECT count(*) FROM state.working_builds").fetchone()[0] == 0:
+        return
+    built = {r[0] for r in con.execute("SELECT table_name FROM state.working_builds WHERE business_date = $d "
+                                       "AND list_contains($t, table_name)", {"d": d, "t": tables}).fetchall()}
+    missing = [t for t in tables if t not in built]
+    if missing:
+        raise WorkingRowsMissing(f"{', '.join(missing)} hold(s) no rows of {d} (trimmed by retention.working_dates, "
+                                 f"or not built): run the whole date again (recon run --date {d})")

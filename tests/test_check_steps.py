@@ -34,6 +34,16 @@ def demo_items_raising(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckR
     raise RuntimeError("the check itself broke")
 
 
+@asset_check(asset=["raw", "wms_demo_items"], blocking=True, description="BLOCKING: raises")
+def demo_items_blocking_raising(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    raise RuntimeError("the blocking check broke")
+
+
+@asset_check(asset=["raw", "wms_demo_items"], blocking=True, description="BLOCKING: passes")
+def demo_items_blocking_passing(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(passed=True)
+
+
 @asset_check(asset=["raw", "wms_demo_items"], blocking=False, description="WARN: passes")
 def demo_items_passing(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(passed=True)
@@ -62,17 +72,34 @@ def test_a_blocking_failure_in_a_shared_step_stops_downstream_and_the_others_sti
     assert evaluations["demo_items_blocking"].metadata["business_date"].value == PARTITION
     assert evaluations["demo_items_passing"].passed is True
     assert [e.step_key for e in result.all_events if e.is_step_failure] == ["raw_wms_checks"]
+    from pipelines.jobs import failure_reason_of_error
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    reason = failure_reason_of_error(failure.step_failure_data.error)
+    assert "wms_demo_items" in reason and "demo_items_blocking" in reason and "\n" not in reason, reason
 
 
-def test_a_check_that_raises_does_not_silence_the_others_and_fails_its_step():
-    _, result = _materialize([demo_items_raising, demo_items_passing, demo_units_passing])
+def test_a_warning_check_that_raises_is_reported_failed_and_stops_nothing():
+    """Beside a passing blocking check in its step: downstream still runs."""
+    _, result = _materialize([demo_items_raising, demo_items_blocking_passing, demo_units_passing])
+    assert result.success
+    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert set(evaluations) == {"demo_items_raising", "demo_items_blocking_passing", "demo_units_passing"}
+    raised = evaluations["demo_items_raising"]
+    assert raised.passed is False and raised.severity == dg.AssetCheckSeverity.WARN
+    assert "the check itself broke" in raised.metadata["error"].value
+    assert CALLS == ["items", "units"]
+
+
+def test_a_blocking_check_that_raises_fails_its_step_after_the_others_report():
+    _, result = _materialize([demo_items_blocking_raising, demo_items_passing, demo_units_passing])
     assert not result.success
-    evaluations = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-    assert evaluations == {"demo_items_passing": True, "demo_units_passing": True}
+    assert {e.check_name for e in result.get_asset_check_evaluations()} == {"demo_items_passing"}
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert failure.step_key == "raw_wms_checks"
-    assert "the check itself broke" in str(failure.step_failure_data.error.cause or failure.step_failure_data.error)
-    assert CALLS == ["items", "units"]  # not blocking: downstream went on
+    from pipelines.jobs import failure_reason_of_error
+    reason = failure_reason_of_error(failure.step_failure_data.error)
+    assert "raw/wms_demo_items:demo_items_blocking_raising" in reason and "blocking check broke" in reason
+    assert CALLS == ["items"]  # what it guards does not run
 
 
 def test_passing_checks_in_shared_steps_let_the_run_succeed():

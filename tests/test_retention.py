@@ -134,3 +134,73 @@ def test_working_dates_must_be_a_whole_number_or_null(tmp_path):
     assert load_config(good).working_dates is None
     good.write_text(yaml.safe_dump({"retention": {"working_dates": 3}}))
     assert load_config(good).working_dates == 3
+
+
+def test_a_date_another_run_is_building_is_not_trimmed_until_that_run_ends(tmp_path):
+    """Runs interleave step by step through the warehouse pool (a UI backfill): the newest date's
+    run must not remove the rows another run is building for an older date; a marker of a run
+    killed more than a day ago protects nothing."""
+    from datetime import date, datetime
+
+    from pipelines.resources.warehouse import WarehouseResource, connect
+    from pipelines.retention import make_room, trim_working_tables
+
+    d1, d2, d3 = date(2026, 3, 1), date(2026, 3, 2), date(2026, 3, 3)
+    path = tmp_path / "w.duckdb"
+    con = connect(path)
+    for d in (d1, d2):
+        con.execute("INSERT INTO core.order_lines (business_date, order_reference, order_line_reference) "
+                    "VALUES ($d, '1', '1')", {"d": d})
+    con.execute("INSERT INTO recon.evaluated_dates VALUES ($d, now())", {"d": d2})
+    con.execute("INSERT INTO state.working_runs VALUES ('other', $d, $t)", {"d": d1, "t": datetime.utcnow()})
+    con.close()
+    warehouse = WarehouseResource(path=str(path))
+
+    def dates():
+        return [r[0] for r in warehouse.query("SELECT DISTINCT business_date FROM core.order_lines ORDER BY 1")
+                .iter_rows()]
+
+    assert make_room(warehouse, "core.order_lines", d3, 1, "mine") == 1  # d2 went, d1 is being built
+    assert dates() == [d1]
+    with warehouse.connection() as con:
+        con.execute("INSERT INTO core.order_lines (business_date, order_reference, order_line_reference) "
+                    "VALUES ($d, '1', '1')", {"d": d3})
+        con.execute("INSERT INTO recon.evaluated_dates VALUES ($d, now())", {"d": d3})
+        trim_working_tables(con, 1, "mine")
+    assert dates() == [d1, d3]
+    with warehouse.connection() as con:
+        trim_working_tables(con, 1, "other")  # the other run ends: its older date goes
+    assert dates() == [d3]
+    with warehouse.connection() as con:  # a marker from a run killed two days ago protects nothing
+        con.execute("INSERT INTO core.order_lines (business_date, order_reference, order_line_reference) "
+                    "VALUES ($d, '1', '1')", {"d": d1})
+        con.execute("INSERT INTO state.working_runs VALUES ('killed', $d, now()::TIMESTAMP - INTERVAL 2 DAY)",
+                    {"d": d1})
+        trim_working_tables(con, 1, "mine")
+    assert dates() == [d3]
+
+
+def test_a_step_run_alone_for_a_trimmed_date_is_refused_in_one_line(tmp_path, recon_env, monkeypatch):
+    """After a later date trimmed it, the rules of an older date run alone (a re-execution, or one
+    asset materialised from the UI) would read empty working tables and find nothing: refused."""
+    import dagster as dg
+
+    from pipelines.definitions import build_definitions
+    from pipelines.runner import first_failure_reason
+
+    older, newer = DATES[2], DATES[3]
+    for d in (older, newer):
+        assert run_date(recon_env, d).success
+    assert query(recon_env, "SELECT count(*) FROM core.order_lines WHERE business_date = $d", {"d": older}) == [(0,)]
+    before = query(recon_env, "SELECT * FROM recon.discrepancy_detections WHERE business_date = $d ORDER BY ALL",
+                   {"d": older})
+    job = build_definitions(recon_env).resolve_job_def("daily_reconciliation_job")
+    result = job.execute_in_process(partition_key=older.isoformat(), instance=dg.DagsterInstance.ephemeral(),
+                                    asset_selection=[dg.AssetKey(["recon", "discrepancy_detections"])],
+                                    raise_on_error=False)
+    assert not result.success
+    reason, _ = first_failure_reason(result)
+    assert f"no rows of {older}" in reason and f"recon run --date {older}" in reason and "\n" not in reason, reason
+    after = query(recon_env, "SELECT * FROM recon.discrepancy_detections WHERE business_date = $d ORDER BY ALL",
+                  {"d": older})
+    assert after == before != []  # nothing was rewritten

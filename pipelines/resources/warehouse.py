@@ -111,29 +111,33 @@ def insert_rows(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame)
 class WarehouseResource(dg.ConfigurableResource):
     """The DuckDB warehouse file (``RECON_WAREHOUSE``).
 
-    While Dagster executes (a run in process, or one step in its own process) the resource holds
-    the file open, and every ``connection()`` is a cursor on it: opening the file costs some 15 ms
-    (and closing the last handle a checkpoint), which a run's hundred-odd connections would pay
-    each. The handle is closed when the execution ends, so no other process waits for the file
-    longer than the run holds the warehouse pool anyway. Outside Dagster each connection opens
-    the file.
+    ``held()`` keeps the file open for one step (an asset or a check step): every ``connection()``
+    inside is a cursor on the open file. Opening it costs some 15 ms (and closing the last handle
+    a checkpoint), which a step's several connections would otherwise pay each. Only for a step:
+    the file's lock is held no longer than the step holds the warehouse pool's slot, so other
+    runs and ``recon review`` wait for a step, never for a whole run.
     """
 
     path: str
     _held: duckdb.DuckDBPyConnection | None = PrivateAttr(default=None)
 
-    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        if self._held is not None:  # nested: the outer one closes it
+            yield
+            return
         self._held = connect(self.path)
-
-    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        held, self._held = self._held, None
-        if held is not None:
+        try:
+            yield
+        finally:
+            held, self._held = self._held, None
             held.close()
 
     @contextmanager
     def connection(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A connection of its own (its own transaction); ``read_only`` applies when the file is
-        opened for it (a cursor on the held handle can write; the callers asking only read)."""
+        """A connection of its own (its own transaction): a cursor on the held file inside
+        ``held()`` (writable: the step holding the file is the writer), else the file opened
+        (``read_only`` as asked)."""
         con = self._held.cursor() if self._held is not None else connect(self.path, read_only=read_only)
         try:
             yield con

@@ -27,6 +27,7 @@ DELETE FROM core.credit_notes WHERE business_date < $cutoff;
 DELETE FROM core.provider_refunds WHERE business_date < $cutoff;
 DELETE FROM recon.payment_matches WHERE business_date < $cutoff;
 DELETE FROM recon.currency_rates WHERE business_date < $cutoff;
+DELETE FROM state.working_builds WHERE business_date < $cutoff;
 -- (state.payment_polls stays: one row per date, it says which dates the payment rules judged)
 
 -- Payment-provider refund versions (written when new or changed): a date reads each refund's latest

@@ -81,6 +81,23 @@ CREATE TABLE IF NOT EXISTS recon.currency_rates (
     rate DECIMAL(15,8)
 );
 
+-- Working tables (retention.working_dates, pipelines/retention.py): which business date's rows
+-- each canonical or matching table holds (a row per rebuild, gone when the rows are trimmed: a
+-- builder refuses to read a table whose date is not there), and the runs building working rows
+-- now (their dates are not trimmed by another run; a run killed midway stops counting after a day).
+CREATE SCHEMA IF NOT EXISTS state;
+CREATE TABLE IF NOT EXISTS state.working_builds (
+    table_name VARCHAR NOT NULL,
+    business_date DATE NOT NULL,
+    run_id VARCHAR,
+    built_at TIMESTAMP NOT NULL
+);
+CREATE TABLE IF NOT EXISTS state.working_runs (
+    run_id VARCHAR NOT NULL,
+    business_date DATE NOT NULL,
+    started_at TIMESTAMP NOT NULL
+);
+
 -- Business dates the reconciliation has evaluated (a quiet date has no detections).
 CREATE TABLE IF NOT EXISTS recon.evaluated_dates (
     business_date DATE NOT NULL,
