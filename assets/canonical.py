@@ -76,7 +76,7 @@ def build_core_asset(table: str, deps: list, description: str) -> dg.AssetsDefin
         with warehouse.held():
             make_room(warehouse, f"core.{table}", d, cfg.working_dates, context.run_id)
             with warehouse.transaction() as con:
-                rows = rebuild(con, "core", table, d, cfg, context.run_id)
+                rows = rebuild(con, "core", table, d, cfg)
         return dg.MaterializeResult(metadata={"dagster/row_count": dg.MetadataValue.int(rows),
                                               "sql": f"sql/core/build_{table}.sql"})
 

@@ -23,7 +23,7 @@ def rma_matches(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
     cfg = recon_config.load()
     make_room(warehouse, "recon.rma_matches", d, cfg.working_dates, context.run_id)
     with warehouse.transaction() as con:
-        rows = rebuild(con, "recon", "rma_matches", d, cfg, context.run_id)
+        rows = rebuild(con, "recon", "rma_matches", d, cfg)
         by_method = dict(con.execute("SELECT method, count(*) FROM recon.rma_matches WHERE business_date = $d "
                                      "GROUP BY method", {"d": d}).fetchall())
     return dg.MaterializeResult(metadata={"dagster/row_count": dg.MetadataValue.int(rows),
@@ -40,7 +40,7 @@ def payment_matches(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     cfg = recon_config.load()
     make_room(warehouse, "recon.payment_matches", d, cfg.working_dates, context.run_id)
     with warehouse.transaction() as con:
-        counts = match_payments(con, d, cfg, context.run_id)
+        counts = match_payments(con, d, cfg)
         rows = con.execute("SELECT count(*) FROM recon.payment_matches WHERE business_date = $d",
                            {"d": d}).fetchone()[0]
     return dg.MaterializeResult(metadata={"dagster/row_count": dg.MetadataValue.int(rows),
@@ -58,7 +58,7 @@ def order_line_positions(context: dg.AssetExecutionContext, warehouse: Warehouse
     cfg = recon_config.load()
     make_room(warehouse, "recon.order_line_positions", d, cfg.working_dates, context.run_id)
     with warehouse.transaction() as con:
-        rows = rebuild(con, "recon", "order_line_positions", d, cfg, context.run_id)
+        rows = rebuild(con, "recon", "order_line_positions", d, cfg)
     return dg.MaterializeResult(metadata={"dagster/row_count": dg.MetadataValue.int(rows)})
 
 

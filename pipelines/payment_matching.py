@@ -33,7 +33,7 @@ from pipelines.retention import record_build, require_working_rows
 SCHEMA = {"business_date": pl.Date, "refund_id": pl.Utf8, "credit_note_number": pl.Utf8, "method": pl.Utf8}
 
 
-def match_payments(con: duckdb.DuckDBPyConnection, d: date, cfg: ReconConfig, run_id: str | None = None) -> dict[str, int]:
+def match_payments(con: duckdb.DuckDBPyConnection, d: date, cfg: ReconConfig) -> dict[str, int]:
     """Rebuild recon.payment_matches for date d; returns the links per method."""
     require_working_rows(con, d, "core.credit_notes core.provider_refunds")
     tolerance = cfg.amount_tolerance
@@ -69,7 +69,7 @@ def match_payments(con: duckdb.DuckDBPyConnection, d: date, cfg: ReconConfig, ru
         links.append({"business_date": d, "refund_id": refund_id, "credit_note_number": linked, "method": method})
     con.execute("DELETE FROM recon.payment_matches WHERE business_date = $d", {"d": d})
     insert_rows(con, "recon.payment_matches", pl.DataFrame(links, schema=SCHEMA))
-    record_build(con, "recon.payment_matches", d, run_id)
+    record_build(con, "recon.payment_matches", d)
     counts: dict[str, int] = defaultdict(int)
     for link in links:
         counts[link["method"]] += 1

@@ -45,8 +45,7 @@ def params(d: date, cfg: ReconConfig | None = None) -> dict[str, Any]:
     return out
 
 
-def rebuild(con: duckdb.DuckDBPyConnection, layer: str, table: str, d: date, cfg: ReconConfig,
-            run_id: str | None = None) -> int:
+def rebuild(con: duckdb.DuckDBPyConnection, layer: str, table: str, d: date, cfg: ReconConfig) -> int:
     """Replace ``<layer>.<table>`` rows of date d with the result of sql/<layer>/build_<table>.sql."""
     path = SQL_DIR / layer / f"build_{table}.sql"
     sql = path.read_text()
@@ -57,7 +56,7 @@ def rebuild(con: duckdb.DuckDBPyConnection, layer: str, table: str, d: date, cfg
     con.execute(f"DELETE FROM {layer}.{table} WHERE business_date = $d", {"d": d})
     run_sql_file(con, path, params(d, cfg))
     if f"{layer}.{table}" in WORKING_TABLES:
-        record_build(con, f"{layer}.{table}", d, run_id)
+        record_build(con, f"{layer}.{table}", d)
     return con.execute(f"SELECT count(*) FROM {layer}.{table} WHERE business_date = $d", {"d": d}).fetchone()[0]
 
 

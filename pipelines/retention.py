@@ -123,7 +123,9 @@ def trim_working_tables(con: duckdb.DuckDBPyConnection, keep: int | None, run_id
     evaluated dates only (a run of an older date removes what it rebuilt; dates other runs are
     building stay until those runs end), so their content does not depend on the order dates ran
     in. Returns the rows removed per table."""
-    con.execute("DELETE FROM state.working_runs WHERE run_id = $run OR started_at <= $since",
+    # this run, a run of the same date killed before it ended (this one redid its work), and stale ones
+    con.execute("DELETE FROM state.working_runs WHERE run_id = $run OR started_at <= $since OR business_date = "
+                "(SELECT business_date FROM state.working_runs WHERE run_id = $run)",
                 {"run": run_id, "since": utc_now() - RUN_STALE_AFTER})
     cutoff = working_cutoff(con, keep)
     if cutoff is None:
@@ -131,24 +133,23 @@ def trim_working_tables(con: duckdb.DuckDBPyConnection, keep: int | None, run_id
     return {t: _trim(con, t, cutoff, run_id) for t in WORKING_TABLES}
 
 
-def record_build(con: duckdb.DuckDBPyConnection, table: str, d: date, run_id: str | None) -> None:
+def record_build(con: duckdb.DuckDBPyConnection, table: str, d: date) -> None:
     """``table`` now holds the rows of ``d``."""
     con.execute("DELETE FROM state.working_builds WHERE table_name = $t AND business_date = $d", {"t": table, "d": d})
-    con.execute("INSERT INTO state.working_builds VALUES ($t, $d, $run, $now)",
-                {"t": table, "d": d, "run": run_id, "now": utc_now()})
+    con.execute("INSERT INTO state.working_builds VALUES ($t, $d, $now)", {"t": table, "d": d, "now": utc_now()})
 
 
 def require_working_rows(con: duckdb.DuckDBPyConnection, d: date, sql: str | None = None) -> None:
     """Refuse to build from working tables (those ``sql`` names; all of them without ``sql``)
     that do not hold ``d``: a step run alone, or re-executed, after another run trimmed the date
-    would read empty tables and report nothing. A warehouse from before the working tables were
-    recorded (no build recorded at all) is not refused."""
+    would read empty tables and report nothing. A table with no build recorded for any date (a
+    warehouse from before they were recorded, a test building one table alone) is not refused."""
     tables = sorted(set(_WORKING_RE.findall(sql))) if sql is not None else list(WORKING_TABLES)
-    if not tables or con.execute("SELECT count(*) FROM state.working_builds").fetchone()[0] == 0:
+    if not tables:
         return
-    built = {r[0] for r in con.execute("SELECT table_name FROM state.working_builds WHERE business_date = $d "
-                                       "AND list_contains($t, table_name)", {"d": d, "t": tables}).fetchall()}
-    missing = [t for t in tables if t not in built]
+    rows = con.execute("SELECT table_name, bool_or(business_date = $d) FROM state.working_builds "
+                       "WHERE list_contains($t, table_name) GROUP BY table_name", {"d": d, "t": tables}).fetchall()
+    missing = sorted(t for t, built in rows if not built)  # a table never recorded at all is not refused
     if missing:
         raise WorkingRowsMissing(f"{', '.join(missing)} hold(s) no rows of {d} (trimmed by retention.working_dates, "
                                  f"or not built): run the whole date again (recon run --date {d})")

@@ -30,8 +30,9 @@ RECON = str(Path(sys.executable).parent / "recon")
 D = WORLD_END.isoformat()
 EXPORT_FILES = {"discrepancies.csv", "discrepancies.parquet", "discrepancies.xlsx", "trend.png"}
 # Columns holding the wall clock of the run (when a source was read, a probe made, a date evaluated,
-# a storefront version came into force or was closed).
-WALL_CLOCK_COLUMNS = {"fetched_at", "read_at", "probed_at", "evaluated_at", "valid_from", "valid_to"}
+# a storefront version came into force or was closed, a working table built).
+WALL_CLOCK_COLUMNS = {"fetched_at", "read_at", "probed_at", "evaluated_at", "valid_from", "valid_to", "built_at",
+                      "started_at"}
 RUN_TIMEOUT_S = 300
 WMS_LATENCY_S = 0.4
 

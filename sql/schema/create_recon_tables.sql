@@ -84,12 +84,12 @@ CREATE TABLE IF NOT EXISTS recon.currency_rates (
 -- Working tables (retention.working_dates, pipelines/retention.py): which business date's rows
 -- each canonical or matching table holds (a row per rebuild, gone when the rows are trimmed: a
 -- builder refuses to read a table whose date is not there), and the runs building working rows
--- now (their dates are not trimmed by another run; a run killed midway stops counting after a day).
+-- now (their dates are not trimmed by another run; a run killed midway stops counting when its
+-- date runs again, or after a day).
 CREATE SCHEMA IF NOT EXISTS state;
 CREATE TABLE IF NOT EXISTS state.working_builds (
     table_name VARCHAR NOT NULL,
     business_date DATE NOT NULL,
-    run_id VARCHAR,
     built_at TIMESTAMP NOT NULL
 );
 CREATE TABLE IF NOT EXISTS state.working_runs (
