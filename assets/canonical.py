@@ -6,7 +6,7 @@ from pipelines.partitions import WAREHOUSE_POOL, business_date_of, daily_partiti
 from pipelines.reconcile import rebuild
 from pipelines.resources.config import ReconConfigResource
 from pipelines.resources.warehouse import WarehouseResource
-from pipelines.retention import make_room
+from pipelines.retention import rebuilding
 
 CORE_ASSETS = {
     "order_lines": (
@@ -73,10 +73,8 @@ def build_core_asset(table: str, deps: list, description: str) -> dg.AssetsDefin
                recon_config: ReconConfigResource) -> dg.MaterializeResult:
         d = business_date_of(context)
         cfg = recon_config.load()
-        with warehouse.held():
-            make_room(warehouse, f"core.{table}", d, cfg.working_dates, context.run_id)
-            with warehouse.transaction() as con:
-                rows = rebuild(con, "core", table, d, cfg)
+        with rebuilding(warehouse, f"core.{table}", d, cfg.working_dates, context.run_id) as con:
+            rows = rebuild(con, "core", table, d, cfg)
         return dg.MaterializeResult(metadata={"dagster/row_count": dg.MetadataValue.int(rows),
                                               "sql": f"sql/core/build_{table}.sql"})
 

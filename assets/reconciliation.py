@@ -7,7 +7,7 @@ from pipelines.partitions import WAREHOUSE_POOL, business_date_of, daily_partiti
 from pipelines.reconcile import detect, merge_discrepancies, rebuild, summary, summary_markdown
 from pipelines.resources.config import ReconConfigResource
 from pipelines.resources.warehouse import WarehouseResource
-from pipelines.retention import make_room
+from pipelines.retention import rebuilding
 
 COMMON = dict(partitions_def=daily_partitions, group_name="reconciliation", pool=WAREHOUSE_POOL,
               kinds={"duckdb", "sql"})
@@ -21,8 +21,7 @@ def rma_matches(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                 recon_config: ReconConfigResource) -> dg.MaterializeResult:
     d = business_date_of(context)
     cfg = recon_config.load()
-    make_room(warehouse, "recon.rma_matches", d, cfg.working_dates, context.run_id)
-    with warehouse.transaction() as con:
+    with rebuilding(warehouse, "recon.rma_matches", d, cfg.working_dates, context.run_id) as con:
         rows = rebuild(con, "recon", "rma_matches", d, cfg)
         by_method = dict(con.execute("SELECT method, count(*) FROM recon.rma_matches WHERE business_date = $d "
                                      "GROUP BY method", {"d": d}).fetchall())
@@ -38,8 +37,7 @@ def payment_matches(context: dg.AssetExecutionContext, warehouse: WarehouseResou
                     recon_config: ReconConfigResource) -> dg.MaterializeResult:
     d = business_date_of(context)
     cfg = recon_config.load()
-    make_room(warehouse, "recon.payment_matches", d, cfg.working_dates, context.run_id)
-    with warehouse.transaction() as con:
+    with rebuilding(warehouse, "recon.payment_matches", d, cfg.working_dates, context.run_id) as con:
         counts = match_payments(con, d, cfg)
         rows = con.execute("SELECT count(*) FROM recon.payment_matches WHERE business_date = $d",
                            {"d": d}).fetchone()[0]
@@ -56,8 +54,7 @@ def order_line_positions(context: dg.AssetExecutionContext, warehouse: Warehouse
                          recon_config: ReconConfigResource) -> dg.MaterializeResult:
     d = business_date_of(context)
     cfg = recon_config.load()
-    make_room(warehouse, "recon.order_line_positions", d, cfg.working_dates, context.run_id)
-    with warehouse.transaction() as con:
+    with rebuilding(warehouse, "recon.order_line_positions", d, cfg.working_dates, context.run_id) as con:
         rows = rebuild(con, "recon", "order_line_positions", d, cfg)
     return dg.MaterializeResult(metadata={"dagster/row_count": dg.MetadataValue.int(rows)})
 

@@ -9,8 +9,9 @@ cutoff: its raw data is gone, so a rerun would silently give other answers.
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, Iterator
 
 import duckdb
 
@@ -116,6 +117,16 @@ def make_room(warehouse: Any, table: str, d: date, keep: int | None, run_id: str
             except duckdb.Error:  # another transaction is open (a reader): only the space is not reused yet
                 pass
     return removed
+
+
+@contextmanager
+def rebuilding(warehouse: Any, table: str, d: date, keep: int | None, run_id: str) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The transaction in which a working table is rebuilt for ``d``, after ``make_room``, with the
+    warehouse file held for both."""
+    with warehouse.held():
+        make_room(warehouse, table, d, keep, run_id)
+        with warehouse.transaction() as con:
+            yield con
 
 
 def trim_working_tables(con: duckdb.DuckDBPyConnection, keep: int | None, run_id: str) -> dict[str, int]:

@@ -103,7 +103,7 @@ class PaymentsClient:
         return page
 
     def _take(self, obj: Any, out: RefundRead) -> None:
-        item = obj.to_dict() if hasattr(obj, "to_dict") else obj
+        item = obj  # plain JSON (raw_request): a dict, or whatever the provider sent in its place
         record, reason = validate(ProviderRefund, item)
         if record is not None:
             out.refunds.append(record)
